@@ -1,0 +1,94 @@
+"""Sequential: layers applied one after the other, and the backward pass in reverse."""
+
+import numpy as np
+
+from .layers import Layer
+from .losses import softmax
+
+
+class Sequential:
+    """A stack of layers. ``forward`` runs them in order, ``backward`` in reverse.
+
+    >>> net = Sequential(Linear(784, 100), ReLU(), Linear(100, 10))
+    >>> scores = net.forward(x)                    # (N, 10)
+    >>> loss, dscores = softmax_cross_entropy(scores, y)
+    >>> net.backward(dscores)                      # fills every layer's grads
+    """
+
+    def __init__(self, *layers):
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Layer):
+                raise ValueError(f"Sequential takes layers; argument {i} is "
+                                 f"{type(layer).__name__}")
+        self.layers = list(layers)
+        self.training = True
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def __len__(self):
+        return len(self.layers)
+
+    def __getitem__(self, i):
+        return self.layers[i]
+
+    def __iter__(self):
+        return iter(self.layers)
+
+    def __repr__(self):
+        inner = "".join(f"\n  ({i}): {layer!r}" for i, layer in enumerate(self.layers))
+        return f"Sequential({inner}\n)"
+
+    def forward(self, x):
+        """x: the first layer's input -> the last layer's output (scores, (N, K))."""
+        for layer in self.layers:
+            x = layer.forward(x)
+        return x
+
+    def backward(self, dout):
+        """dout: gradient of the loss w.r.t. the output. Fills every layer's grads; returns dx."""
+        for layer in reversed(self.layers):
+            dout = layer.backward(dout)
+        return dout
+
+    def parameters(self):
+        """Every parameter as ``(name, param, grad)``; names like "0.W" (layer index, key)."""
+        return [(f"{i}.{key}", layer.params[key], layer.grads[key])
+                for i, layer in enumerate(self.layers) for key in layer.params]
+
+    def num_parameters(self):
+        """The number of scalar parameters."""
+        return sum(param.size for _, param, _ in self.parameters())
+
+    def train(self, mode=True):
+        """Switch every layer to training mode (``mode=False``: evaluation). Returns self."""
+        self.training = bool(mode)
+        for layer in self.layers:
+            layer.train(mode)
+        return self
+
+    def eval(self):
+        """Switch every layer to evaluation mode. Returns self."""
+        return self.train(False)
+
+    def predict_proba(self, x, batch_size=1000):
+        """Class probabilities for x: (N, ...) -> (N, K), computed batch_size examples at a time.
+
+        Runs in evaluation mode and restores the previous mode afterwards.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        was_training = self.training
+        self.eval()
+        try:
+            probs = [softmax(self.forward(x[i:i + batch_size]))
+                     for i in range(0, len(x), batch_size)]
+        finally:
+            self.train(was_training)
+        if not probs:
+            raise ValueError("predict_proba got no examples (x has length 0)")
+        return np.concatenate(probs)
+
+    def predict(self, x, batch_size=1000):
+        """Predicted class for each example: x: (N, ...) -> (N,) integers."""
+        return self.predict_proba(x, batch_size).argmax(axis=1)

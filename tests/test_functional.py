@@ -1,0 +1,105 @@
+"""Vectorized forward/backward against the loop versions, the tie rule, and the shape errors."""
+
+import numpy as np
+import pytest
+
+from cnnlib import functional as F
+from cnnlib import naive
+
+CONV_CASES = [  # (N, C, H, W, F, k, stride, padding)
+    (2, 1, 7, 9, 3, 1, 1, 0),
+    (2, 3, 8, 6, 2, 3, 1, 1),
+    (2, 3, 9, 7, 4, 4, 2, 2),
+    (1, 1, 12, 10, 2, 5, 1, 0),
+    (2, 3, 10, 11, 2, 5, 2, 1),
+    (1, 2, 5, 5, 3, 4, 3, 2),
+]
+
+
+@pytest.mark.parametrize("N, C, H, W, Fo, k, s, p", CONV_CASES)
+def test_conv2d_matches_naive(rng, N, C, H, W, Fo, k, s, p):
+    x = rng.normal(size=(N, C, H, W))
+    w = rng.normal(size=(Fo, C, k, k))
+    b = rng.normal(size=Fo)
+    out, cache = F.conv2d_forward(x, w, b, s, p)
+    out_ref, cache_ref = naive.conv2d_forward(x, w, b, s, p)
+    assert out.shape == (N, Fo, F.output_size(H, k, s, p), F.output_size(W, k, s, p))
+    np.testing.assert_allclose(out, out_ref, rtol=0, atol=1e-10)
+    dout = rng.normal(size=out.shape)
+    for got, ref in zip(F.conv2d_backward(dout, cache), naive.conv2d_backward(dout, cache_ref)):
+        assert got.shape == ref.shape
+        np.testing.assert_allclose(got, ref, rtol=0, atol=1e-10)
+
+
+POOL_CASES = [(2, 2), (3, 2), (3, 1), (2, 1), (3, 3)]
+
+
+@pytest.mark.parametrize("ties", ["split", "first"])
+@pytest.mark.parametrize("k, s", POOL_CASES)
+@pytest.mark.parametrize("quantized", [False, True])
+def test_maxpool_matches_naive(rng, k, s, ties, quantized):
+    x = rng.normal(size=(2, 3, 8, 7))
+    if quantized:  # many ties, as after a ReLU or on a digit's flat strokes
+        x = np.maximum(np.round(x), 0)
+    out, cache = F.maxpool2d_forward(x, k, s)
+    out_ref, cache_ref = naive.maxpool2d_forward(x, k, s)
+    np.testing.assert_allclose(out, out_ref, rtol=0, atol=1e-10)
+    dout = rng.normal(size=out.shape)
+    dx = F.maxpool2d_backward(dout, cache, ties)
+    dx_ref = naive.maxpool2d_backward(dout, cache_ref, ties)
+    np.testing.assert_allclose(dx, dx_ref, rtol=0, atol=1e-10)
+    # Every window hands on exactly its gradient, however it is shared.
+    np.testing.assert_allclose(dx.sum(), dout.sum(), atol=1e-10)
+
+
+@pytest.mark.parametrize("n_tied", [1, 2, 3, 4])
+def test_tied_maxima_split_evenly_or_go_to_one(n_tied):
+    window = np.zeros(4)
+    window[:n_tied] = 5.0
+    window[n_tied:] = np.arange(4 - n_tied)  # below the maximum
+    x = window.reshape(1, 1, 2, 2)
+    out, cache = F.maxpool2d_forward(x, 2)
+    dout = np.array([[[[6.0]]]])
+    split = F.maxpool2d_backward(dout, cache, "split").ravel()
+    np.testing.assert_allclose(split[:n_tied], 6.0 / n_tied)
+    np.testing.assert_allclose(split[n_tied:], 0.0)
+    first = F.maxpool2d_backward(dout, cache, "first").ravel()
+    assert np.count_nonzero(first) == 1 and first[0] == 6.0
+
+
+def test_tied_window_on_relu_zeros():
+    x = np.zeros((1, 1, 2, 2))  # a window a ReLU switched off entirely: four tied zeros
+    out, cache = F.maxpool2d_forward(x, 2)
+    dx = F.maxpool2d_backward(np.ones((1, 1, 1, 1)), cache)
+    np.testing.assert_allclose(dx, 0.25)
+
+
+def test_overlapping_windows_accumulate():
+    x = np.array([[[[0.0, 0.0, 0.0], [0.0, 9.0, 0.0], [0.0, 0.0, 0.0]]]])
+    out, cache = F.maxpool2d_forward(x, 2, 1)  # all four windows contain the centre
+    dx = F.maxpool2d_backward(np.ones((1, 1, 2, 2)), cache)
+    assert dx[0, 0, 1, 1] == 4.0 and dx.sum() == 4.0
+
+
+def test_unknown_tie_rule():
+    out, cache = F.maxpool2d_forward(np.zeros((1, 1, 2, 2)), 2)
+    with pytest.raises(ValueError, match="ties must be one of"):
+        F.maxpool2d_backward(out, cache, "random")
+
+
+def test_shape_errors_name_expected_and_received():
+    w, b = np.zeros((4, 3, 5, 5)), np.zeros(4)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\); got \(28, 28\)"):
+        F.conv2d_forward(np.zeros((28, 28)), w, b)
+    with pytest.raises(ValueError, match=r"3 input channels expects x of shape \(N, 3, H, W\); "
+                                         r"got \(2, 1, 28, 28\)"):
+        F.conv2d_forward(np.zeros((2, 1, 28, 28)), w, b)
+    with pytest.raises(ValueError, match=r"kernel 5x5 is larger than the padded input.*4x4"):
+        F.conv2d_forward(np.zeros((2, 3, 4, 4)), w, b)
+    F.conv2d_forward(np.zeros((2, 3, 4, 4)), w, b, padding=1)  # 6x6 once padded: fine
+    with pytest.raises(ValueError, match=r"\(N, 10\); got \(2, 9\)"):
+        F.linear_forward(np.zeros((2, 9)), np.zeros((3, 10)), np.zeros(3))
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\); got \(2, 8, 8\)"):
+        F.maxpool2d_forward(np.zeros((2, 8, 8)), 2)
+    with pytest.raises(ValueError, match="larger than the input"):
+        F.maxpool2d_forward(np.zeros((1, 1, 1, 4)), 2)
