@@ -35,7 +35,8 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Iterable, Iterator, Mapping, Protocol, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import BinaryIO, Protocol
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -464,14 +465,18 @@ def split_train_validation(
 
 
 def load_mnist_split(
-    root: str | os.PathLike | None = None, n_validation: int = 10_000, **fetch_options
+    root: str | os.PathLike | None = None,
+    n_validation: int = 10_000,
+    *,
+    sources: Sequence[Source] | None = None,
+    progress: bool = True,
 ) -> MnistSplit:
     """``load_mnist`` then ``split_train_validation`` on the training set.
 
     Returns an MnistSplit with uint8 images (N, 28, 28): 50,000 train, 10,000 validation,
-    10,000 test by default. ``fetch_options`` (sources=, progress=) go to ``load_mnist``.
+    10,000 test by default. ``root``, ``sources`` and ``progress`` are as in ``load_mnist``.
     """
-    train_x, train_y, test_x, test_y = load_mnist(root, **fetch_options)
+    train_x, train_y, test_x, test_y = load_mnist(root, sources=sources, progress=progress)
     x_train, y_train, x_val, y_val = split_train_validation(train_x, train_y, n_validation)
     return MnistSplit(x_train, y_train, x_val, y_val, test_x, test_y)
 
