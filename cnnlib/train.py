@@ -1,0 +1,605 @@
+"""Training: mini-batch SGD over randomly cropped MNIST digits, one step at a time or whole epochs.
+
+The original demo's recipe: 50,000 training digits (28x28), one random 24x24 crop of each per
+example, shuffled every epoch, mini-batches of 20, SGD with lr 0.01 and momentum 0.9, two epochs,
+validation on the last 10,000 training digits (centre crop)::
+
+    import numpy as np
+    from cnnlib import data, models, optim, train
+
+    split = data.load_mnist_split()
+    rng = np.random.default_rng(0)                     # the one source of randomness
+    net = models.seed_net(rng=rng)
+    trainer = train.Trainer(net, split.x_train, split.y_train, split.x_val, split.y_val,
+                            optimizer=optim.SGD(lr=0.01, momentum=0.9), batch_size=20, rng=rng)
+    loss = trainer.step()                  # one mini-batch -> its mean loss (a float)
+    trainer.optimizer.lr = 0.005           # lr and momentum may change between steps
+    trainer.fit(epochs=2)                  # whole epochs (validates every 10,000 examples)
+    trainer.evaluate()                     # validation accuracy now, e.g. 0.985
+    trainer.examples_seen, trainer.history.loss[-1], trainer.history.val_accuracy[-1]
+
+    # or in one call, returning the History:
+    history = train.fit(net, split.x_train, split.y_train, split.x_val, split.y_val, epochs=2)
+    train.evaluate(net, split.x_test, split.y_test)               # centre crop
+    train.evaluate(net, split.x_test, split.y_test, crops=4)      # 4 random crops, averaged
+
+``trainer.history`` holds, per step, the mini-batch loss, the learning rate, the examples seen
+and the forward / backward milliseconds per example; and per validation, the examples seen and the
+accuracy. Callbacks (``Callback`` subclasses, e.g. ``ProgressBar``) hear about every step and
+validation, which is how progress bars and live plots follow a run. A running ``fit`` or ``run``
+stops after the current step when ``trainer.stop()`` is called (from a callback or another thread).
+
+Augmentation is a plain function ``augment(x, rng) -> x_aug`` on a batch of float32
+``(B, 1, 28, 28)`` images returning ``(B, 1, 24, 24)`` network inputs; the default is
+``RandomCrop(24)``. Chain your own with ``Compose``, e.g. ``Compose(thicken, RandomCrop(24))``.
+
+Seeded runs reproduce exactly on one machine: every random choice (shuffling, crops, and the
+weights, when the network is built from the same generator) comes from one
+``numpy.random.Generator``.
+
+What it trades away: a single process and a single network; no checkpoints mid-run (save the net
+with ``cnnlib.models.save_model`` when you like); no early stopping.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .losses import softmax_cross_entropy
+from .optim import SGD
+
+__all__ = [
+    "History", "Trainer", "fit", "evaluate", "predict_proba", "per_class_accuracy",
+    "as_float_images", "RandomCrop", "CenterCrop", "Compose",
+    "Constant", "StepDecay", "Cosine", "make_schedule", "SCHEDULES",
+    "Callback", "ProgressBar",
+]
+
+
+# --------------------------------------------------------------------------------------- images
+
+def as_float_images(images):
+    """MNIST images as float32 NCHW in [0, 1], converted once.
+
+    images: uint8 (N, H, W) or (N, 1, H, W) pixels 0..255 -> float32 (N, 1, H, W) / 255;
+    a floating (N, 1, H, W) array is returned as float32 unchanged in value.
+    """
+    images = np.asarray(images)
+    if images.dtype == np.uint8:
+        if images.ndim == 3:
+            images = images[:, None]
+        if images.ndim != 4 or images.shape[1] != 1:
+            raise ValueError(f"expected uint8 images of shape (N, H, W) or (N, 1, H, W); "
+                             f"got {images.shape}")
+        return images.astype(np.float32) / np.float32(255)
+    if images.dtype.kind == "f" and images.ndim == 4:
+        return images.astype(np.float32, copy=False)
+    raise ValueError(f"expected uint8 (N, H, W) pixels or floating (N, C, H, W) images; got "
+                     f"{images.dtype.name} array of shape {images.shape}")
+
+
+def _check_labels(images, labels, what):
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or len(labels) != len(images) or labels.dtype.kind not in "iu":
+        raise ValueError(f"{what}: expected integer labels of shape ({len(images)},); got "
+                         f"{labels.dtype.name} array of shape {labels.shape}")
+    return labels.astype(np.int64)
+
+
+def _crop_size_check(x, size, what):
+    if x.ndim != 4 or not 1 <= size <= min(x.shape[-2:]):
+        raise ValueError(f"{what}: expected images (N, C, H, W) with H, W >= {size}; "
+                         f"got {x.shape}")
+
+
+class RandomCrop:
+    """One random ``size`` x ``size`` crop per image, in one vectorized gather.
+
+    Call: ``RandomCrop(24)(x, rng)``, x: (B, C, H, W) -> (B, C, size, size); each image's top-left
+    corner is uniform over the (H - size + 1) x (W - size + 1) valid positions.
+    """
+
+    def __init__(self, size=24):
+        self.size = int(size)
+
+    def __call__(self, x, rng):
+        _crop_size_check(x, self.size, "RandomCrop")
+        n = len(x)
+        height, width = x.shape[-2:]
+        top = rng.integers(0, height - self.size + 1, size=n)
+        left = rng.integers(0, width - self.size + 1, size=n)
+        # windows[n, c, i, j] is the crop at corner (i, j): a view, so the gather is the only copy.
+        windows = sliding_window_view(x, (self.size, self.size), axis=(-2, -1))
+        return windows[np.arange(n), :, top, left]  # (B, C, size, size)
+
+    def __repr__(self):
+        return f"RandomCrop({self.size})"
+
+
+class CenterCrop:
+    """The central ``size`` x ``size`` crop: x: (B, C, H, W) -> (B, C, size, size). Ignores rng."""
+
+    def __init__(self, size=24):
+        self.size = int(size)
+
+    def __call__(self, x, rng=None):
+        _crop_size_check(x, self.size, "CenterCrop")
+        top = (x.shape[-2] - self.size) // 2
+        left = (x.shape[-1] - self.size) // 2
+        return x[..., top:top + self.size, left:left + self.size]
+
+    def __repr__(self):
+        return f"CenterCrop({self.size})"
+
+
+class Compose:
+    """Apply augmentations in order: ``Compose(f, g)(x, rng) == g(f(x, rng), rng)``."""
+
+    def __init__(self, *augmentations):
+        self.augmentations = augmentations
+
+    def __call__(self, x, rng):
+        for augment in self.augmentations:
+            x = augment(x, rng)
+        return x
+
+    def __repr__(self):
+        return "Compose(" + ", ".join(map(repr, self.augmentations)) + ")"
+
+
+# ------------------------------------------------------------------------------------ schedules
+
+class Constant:
+    """lr factor 1 throughout."""
+
+    def __call__(self, examples_seen):
+        return 1.0
+
+    def __repr__(self):
+        return "Constant()"
+
+
+class StepDecay:
+    """lr factor ``factor ** k`` after the k-th multiple of ``every`` examples."""
+
+    def __init__(self, every, factor=0.1):
+        if every < 1 or not 0 < factor <= 1:
+            raise ValueError(f"StepDecay needs every >= 1 and 0 < factor <= 1; got every={every}, "
+                             f"factor={factor}")
+        self.every, self.factor = int(every), float(factor)
+
+    def __call__(self, examples_seen):
+        return self.factor ** (examples_seen // self.every)
+
+    def __repr__(self):
+        return f"StepDecay(every={self.every}, factor={self.factor})"
+
+
+class Cosine:
+    """lr factor falling from 1 to ``final`` along half a cosine over ``total`` examples.
+
+    factor(t) = final + (1 - final) * (1 + cos(pi * t)) / 2,  t = min(examples_seen / total, 1).
+    """
+
+    def __init__(self, total, final=0.0):
+        if total < 1 or not 0 <= final <= 1:
+            raise ValueError(f"Cosine needs total >= 1 and 0 <= final <= 1; got total={total}, "
+                             f"final={final}")
+        self.total, self.final = int(total), float(final)
+
+    def __call__(self, examples_seen):
+        t = min(examples_seen / self.total, 1.0)
+        return self.final + (1.0 - self.final) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+    def __repr__(self):
+        return f"Cosine(total={self.total}, final={self.final})"
+
+
+SCHEDULES = ("constant", "step", "cosine")
+
+
+def make_schedule(name, total_examples):
+    """A schedule by name for a run of ``total_examples``: "constant"; "step" (x0.1 at half the
+    run, again at three quarters — as two StepDecay-like drops); "cosine" (to zero at the end)."""
+    if name == "constant":
+        return Constant()
+    if name == "step":
+        return _HalfAndThreeQuarters(total_examples)
+    if name == "cosine":
+        return Cosine(total_examples)
+    raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(SCHEDULES)}")
+
+
+class _HalfAndThreeQuarters:
+    """lr factor 1, then 0.1 from half of ``total`` examples, then 0.01 from three quarters."""
+
+    def __init__(self, total):
+        if total < 1:
+            raise ValueError(f"a step schedule needs total >= 1 examples; got {total}")
+        self.total = int(total)
+
+    def __call__(self, examples_seen):
+        return 1.0 if examples_seen < self.total // 2 else (
+            0.1 if examples_seen < 3 * self.total // 4 else 0.01)
+
+    def __repr__(self):
+        return f"make_schedule('step', {self.total})"
+
+
+# ------------------------------------------------------------------------------------ callbacks
+
+class Callback:
+    """Hooks a Trainer calls; override what you need. ``trainer.history`` has the numbers."""
+
+    def on_step(self, trainer, loss):
+        """After every mini-batch step; ``loss`` is its mean loss."""
+
+    def on_validation(self, trainer, accuracy):
+        """After every validation (every ``validate_every`` examples and at the end of fit)."""
+
+    def on_epoch_end(self, trainer):
+        """After the last mini-batch of each pass over the training set."""
+
+    def on_run_end(self, trainer):
+        """When ``run``/``fit`` returns (also after ``trainer.stop()``)."""
+
+
+class ProgressBar(Callback):
+    """A tqdm bar on stderr counting examples: examples/s, smoothed loss, validation accuracy.
+
+    total: examples the bar expects (``fit`` sets it when None). Refreshes at most every
+    ``every`` steps to keep the hot loop lean.
+    """
+
+    def __init__(self, total=None, every=50, desc="train", file=None, disable=False):
+        self.total, self.every, self.desc = total, max(1, int(every)), desc
+        self.file, self.disable = file, disable
+        self.bar = None
+        self._counted = 0
+
+    def _open(self, trainer):
+        import sys
+
+        from tqdm import tqdm
+
+        self.bar = tqdm(total=self.total, desc=self.desc, unit="ex", unit_scale=True,
+                        file=self.file or sys.stderr, disable=self.disable, smoothing=0.1,
+                        dynamic_ncols=True)
+        self._counted = trainer.examples_seen
+
+    def _postfix(self, trainer):
+        history = trainer.history
+        postfix = {"loss": f"{np.mean(history.loss[-self.every:]):.3f}",
+                   "lr": f"{trainer.optimizer.lr:.3g}"}
+        if history.val_accuracy:
+            postfix["val"] = f"{history.val_accuracy[-1]:.4f}"
+        self.bar.set_postfix(postfix, refresh=False)
+
+    def on_step(self, trainer, loss):
+        if self.bar is None:
+            self._open(trainer)
+        if len(trainer.history.loss) % self.every == 0:
+            self._postfix(trainer)
+            self.bar.update(trainer.examples_seen - self._counted)
+            self._counted = trainer.examples_seen
+
+    def on_validation(self, trainer, accuracy):
+        if self.bar is not None:
+            self._postfix(trainer)
+            self.bar.refresh()
+
+    def on_run_end(self, trainer):
+        if self.bar is not None:
+            self._postfix(trainer)
+            self.bar.update(trainer.examples_seen - self._counted)
+            self.bar.close()
+            self.bar = None
+
+
+# -------------------------------------------------------------------------------------- history
+
+@dataclass
+class History:
+    """What a Trainer measured.
+
+    Per step (same length): ``examples`` (examples seen after the step), ``loss`` (mean mini-batch
+    loss), ``lr``, ``forward_ms`` and ``backward_ms`` (milliseconds per example: the forward pass
+    plus loss, and the backward pass). Per validation: ``val_examples``, ``val_accuracy``.
+    """
+
+    examples: list = field(default_factory=list)
+    loss: list = field(default_factory=list)
+    lr: list = field(default_factory=list)
+    forward_ms: list = field(default_factory=list)
+    backward_ms: list = field(default_factory=list)
+    val_examples: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+
+    def smoothed_loss(self, window=100):
+        """Mean of the last ``window`` steps' losses at each step: (steps,) float64."""
+        loss = np.asarray(self.loss, dtype=np.float64)
+        if len(loss) == 0:
+            return loss
+        cumsum = np.concatenate([[0.0], np.cumsum(loss)])
+        ends = np.arange(1, len(loss) + 1)
+        starts = np.maximum(ends - window, 0)
+        return (cumsum[ends] - cumsum[starts]) / (ends - starts)
+
+    def summary(self):
+        """A small JSON-friendly dict: steps, examples, final smoothed loss, validations,
+        mean forward/backward ms per example."""
+        tail = self.loss[-100:]
+        return {
+            "steps": len(self.loss),
+            "examples": int(self.examples[-1]) if self.examples else 0,
+            "final_loss": float(np.mean(tail)) if tail else None,
+            "val_examples": [int(e) for e in self.val_examples],
+            "val_accuracy": [float(a) for a in self.val_accuracy],
+            "forward_ms_per_example": float(np.mean(self.forward_ms)) if self.forward_ms else None,
+            "backward_ms_per_example": (float(np.mean(self.backward_ms))
+                                        if self.backward_ms else None),
+        }
+
+
+# -------------------------------------------------------------------------------------- trainer
+
+def _generator(rng):
+    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+
+
+class Trainer:
+    """Trains ``net`` one mini-batch at a time on (augmented) images.
+
+    net: a Sequential (anything with forward, backward, parameters, predict_proba, train).
+    x_train: uint8 (N, 28, 28) or float (N, 1, H, W) images, converted once to float32;
+    y_train: (N,) integer labels. x_val, y_val: the same for validation (optional), centre-cropped
+    once to the network's input size ``crop_size``.
+    optimizer: default ``SGD(lr=0.01, momentum=0.9)``; ``trainer.optimizer.lr``/``.momentum`` may
+    be changed between steps. With a ``schedule`` (a callable examples_seen -> lr factor), every
+    step sets ``optimizer.lr = trainer.base_lr * schedule(examples_seen)``; change ``base_lr``.
+    augment: ``augment(x, rng) -> x_aug``, (B, 1, H, W) -> (B, 1, crop_size, crop_size); default
+    ``RandomCrop(crop_size)``.
+    rng: the numpy Generator (or a seed for one) for shuffling and augmentation.
+    validate_every: validate after every this many examples during ``run``/``fit`` (None: never
+    mid-run; ``fit`` still validates at its end).
+    """
+
+    def __init__(self, net, x_train, y_train, x_val=None, y_val=None, *, optimizer=None,
+                 batch_size=20, rng=None, augment=None, crop_size=24, schedule=None,
+                 validate_every=10_000, callbacks=()):
+        if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+        self.net = net
+        self.x_train = as_float_images(x_train)
+        self.y_train = _check_labels(self.x_train, y_train, "y_train")
+        if len(self.x_train) == 0:
+            raise ValueError("x_train has no examples")
+        if (x_val is None) != (y_val is None):
+            raise ValueError("give both x_val and y_val, or neither")
+        self.x_val = self.y_val = None
+        if x_val is not None:
+            # Validation always sees the centre crop; convert and crop once, copy to be contiguous.
+            self.x_val = np.ascontiguousarray(CenterCrop(crop_size)(as_float_images(x_val)))
+            self.y_val = _check_labels(self.x_val, y_val, "y_val")
+        self.optimizer = optimizer if optimizer is not None else SGD(lr=0.01, momentum=0.9)
+        self.base_lr = self.optimizer.lr
+        self.schedule = schedule
+        self.batch_size = int(batch_size)
+        self.rng = _generator(rng)
+        self.augment = augment if augment is not None else RandomCrop(crop_size)
+        self.crop_size = crop_size
+        self.validate_every = validate_every
+        self.callbacks = list(callbacks)
+        self.history = History()
+        self.examples_seen = 0
+        self.epochs_done = 0
+        self._order = None      # this epoch's permutation of the training set
+        self._position = 0      # next index into it
+        self._stop = False
+
+    # ---- one step
+
+    @property
+    def epoch(self):
+        """Passes over the training set so far, fractional: examples_seen / N."""
+        return self.examples_seen / len(self.x_train)
+
+    def _next_indices(self):
+        if self._order is None or self._position >= len(self._order):
+            self._order = self.rng.permutation(len(self.x_train))
+            self._position = 0
+        indices = self._order[self._position:self._position + self.batch_size]
+        self._position += len(indices)
+        return indices
+
+    def step(self):
+        """Train on one mini-batch; returns its mean loss (float).
+
+        The batch is the next ``batch_size`` examples of this epoch's shuffle (the last batch of
+        an epoch may be smaller), augmented; then forward, loss, backward, optimizer step.
+        """
+        self.net.train()
+        indices = self._next_indices()
+        x = self.augment(self.x_train[indices], self.rng)
+        y = self.y_train[indices]
+        if self.schedule is not None:
+            self.optimizer.lr = self.base_lr * self.schedule(self.examples_seen)
+        start = time.perf_counter()
+        scores = self.net.forward(x)
+        loss, dscores = softmax_cross_entropy(scores, y)
+        middle = time.perf_counter()
+        self.net.backward(dscores)
+        end = time.perf_counter()
+        self.optimizer.step(self.net)
+        if not math.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss became {loss} at step {len(self.history.loss) + 1}; the learning "
+                f"rate ({self.optimizer.lr:g}) is probably too high — lower it and start again")
+        n = len(indices)
+        self.examples_seen += n
+        history = self.history
+        history.examples.append(self.examples_seen)
+        history.loss.append(loss)
+        history.lr.append(self.optimizer.lr)
+        history.forward_ms.append((middle - start) * 1e3 / n)
+        history.backward_ms.append((end - middle) * 1e3 / n)
+        for callback in self.callbacks:
+            callback.on_step(self, loss)
+        if self._position >= len(self._order):
+            self.epochs_done += 1
+            for callback in self.callbacks:
+                callback.on_epoch_end(self)
+        return loss
+
+    # ---- validation
+
+    def evaluate(self, x=None, y=None, limit=None, batch_size=1000):
+        """Accuracy (float in [0, 1]) on (x, y), default the validation set, centre crop.
+
+        x: images as in the constructor (cropped to ``crop_size`` at the centre when larger);
+        limit: only the first ``limit`` examples (quick looks while training). Not recorded in
+        the history; ``validate()`` is.
+        """
+        if x is None:
+            if self.x_val is None:
+                raise ValueError("this Trainer has no validation set; pass x and y, or build it "
+                                 "with x_val and y_val")
+            x, y = self.x_val, self.y_val
+        else:
+            x = as_float_images(x)
+            y = _check_labels(x, y, "y")
+            if x.shape[-1] != self.crop_size or x.shape[-2] != self.crop_size:
+                x = CenterCrop(self.crop_size)(x)
+        if limit is not None:
+            x, y = x[:limit], y[:limit]
+        predictions = self.net.predict_proba(x, batch_size=batch_size).argmax(axis=1)
+        return float(np.mean(predictions == y))
+
+    def validate(self):
+        """Validation accuracy now, recorded in the history and told to the callbacks."""
+        accuracy = self.evaluate()
+        self.history.val_examples.append(self.examples_seen)
+        self.history.val_accuracy.append(accuracy)
+        for callback in self.callbacks:
+            callback.on_validation(self, accuracy)
+        return accuracy
+
+    # ---- loops
+
+    def stop(self):
+        """Ask a running ``run``/``fit`` to return after the current step (thread-safe enough:
+        it only sets a flag the loop reads)."""
+        self._stop = True
+
+    def run(self, steps=None, examples=None, validate_at_end=False):
+        """Take ``steps`` steps, or steps until ``examples`` more examples are seen (one of them).
+
+        Validates whenever examples_seen crosses a multiple of ``validate_every`` (when there is a
+        validation set), and at the end if ``validate_at_end`` (unless just done or stopped).
+        Returns the history. ``stop()`` ends it early.
+        """
+        if (steps is None) == (examples is None):
+            raise ValueError("run needs exactly one of steps= or examples=")
+        self._stop = False
+        target = None if examples is None else self.examples_seen + int(examples)
+        taken = 0
+        try:
+            while not self._stop:
+                if steps is not None and taken >= steps:
+                    break
+                if target is not None and self.examples_seen >= target:
+                    break
+                before = self.examples_seen
+                self.step()
+                taken += 1
+                every = self.validate_every
+                if (every and self.x_val is not None
+                        and self.examples_seen // every > before // every):
+                    self.validate()
+            if (validate_at_end and not self._stop and self.x_val is not None
+                    and (not self.history.val_examples
+                         or self.history.val_examples[-1] != self.examples_seen)):
+                self.validate()
+        finally:
+            for callback in self.callbacks:
+                callback.on_run_end(self)
+        return self.history
+
+    def fit(self, epochs=1):
+        """Train for ``epochs`` passes over the training set (from wherever the current epoch
+        stands), then validate once more unless that was just done. Returns the history."""
+        if epochs <= 0:
+            raise ValueError(f"epochs must be > 0; got {epochs!r}")
+        for callback in self.callbacks:
+            if isinstance(callback, ProgressBar) and callback.total is None and callback.bar is None:
+                callback.total = int(round(epochs * len(self.x_train)))
+        return self.run(examples=int(round(epochs * len(self.x_train))), validate_at_end=True)
+
+
+def fit(net, x_train, y_train, x_val=None, y_val=None, *, epochs=2, batch_size=20, lr=0.01,
+        momentum=0.9, weight_decay=0.0, schedule="constant", rng=0, augment=None,
+        validate_every=10_000, progress=False, callbacks=()):
+    """Train ``net`` with SGD (momentum, L2 weight decay) for ``epochs``; returns the History.
+
+    The defaults are the original demo's recipe. schedule: "constant", "step", "cosine" (see
+    ``make_schedule``) or a callable examples_seen -> lr factor. rng: a Generator or seed.
+    progress: show a tqdm bar on stderr.
+    """
+    total = int(round(epochs * len(x_train)))
+    if isinstance(schedule, str):
+        schedule = None if schedule == "constant" else make_schedule(schedule, total)
+    callbacks = list(callbacks) + ([ProgressBar(total)] if progress else [])
+    trainer = Trainer(net, x_train, y_train, x_val, y_val,
+                      optimizer=SGD(lr, momentum=momentum, weight_decay=weight_decay),
+                      batch_size=batch_size, rng=rng, augment=augment, schedule=schedule,
+                      validate_every=validate_every, callbacks=callbacks)
+    return trainer.fit(epochs)
+
+
+# ----------------------------------------------------------------------------------- evaluation
+
+def predict_proba(net, images, *, crops=1, seed=0, size=24, batch_size=1000):
+    """Class probabilities of ``net`` for images, averaged over crops: (N, K) float.
+
+    images: uint8 (N, H, W) or float (N, 1, H, W). crops=1: the centre crop (the standard
+    evaluation). crops > 1: the mean of the probabilities of ``crops`` random crops per image
+    (the original demo's test-time averaging), drawn from ``numpy.random.default_rng(seed)`` so a
+    given seed always gives the same answer.
+    """
+    if not isinstance(crops, (int, np.integer)) or crops < 1:
+        raise ValueError(f"crops must be an integer >= 1; got {crops!r}")
+    x = as_float_images(images)
+    if crops == 1:
+        return net.predict_proba(np.ascontiguousarray(CenterCrop(size)(x)), batch_size)
+    rng = np.random.default_rng(seed)
+    crop = RandomCrop(size)
+    total = None
+    for _ in range(crops):
+        probs = net.predict_proba(np.ascontiguousarray(crop(x, rng)), batch_size)
+        total = probs if total is None else total + probs
+    return total / crops
+
+
+def evaluate(net, images, labels, *, crops=1, seed=0, size=24, batch_size=1000):
+    """Accuracy (float in [0, 1]) of ``net`` on images with labels (N,); crops as in
+    ``predict_proba``."""
+    labels = _check_labels(np.asarray(images), labels, "labels")
+    probs = predict_proba(net, images, crops=crops, seed=seed, size=size, batch_size=batch_size)
+    return float(np.mean(probs.argmax(axis=1) == labels))
+
+
+def per_class_accuracy(predictions, labels, num_classes=10):
+    """Accuracy for each true class: (num_classes,) float64; NaN for a class with no examples."""
+    predictions, labels = np.asarray(predictions), np.asarray(labels)
+    if predictions.shape != labels.shape:
+        raise ValueError(f"predictions and labels differ in shape: {predictions.shape} vs "
+                         f"{labels.shape}")
+    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
+    correct = np.bincount(labels[predictions == labels], minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return correct / counts
