@@ -44,7 +44,8 @@ __all__ = [
     "METHODS", "DEFAULT_METHOD", "REJECT_BELOW", "IMAGE_SIZE",
     "as_strokes", "bounding_box", "transform", "fit_to_box", "resample", "rasterize",
     "center_of_mass", "gaussian_blur", "preprocess_original", "preprocess_mnist", "preprocess",
-    "load_strokes", "records_to_images", "TUNING_WRITERS", "split_by_writer",
+    "load_strokes", "records_to_images", "TUNING_WRITERS", "split_by_writer", "classify_records",
+    "score",
 ]
 
 IMAGE_SIZE = 24
@@ -499,3 +500,54 @@ def split_by_writer(records) -> tuple[list[dict], list[dict]]:
             raise ValueError(f"record {index} has no \"writer\"; split_by_writer needs one")
         (tuning if record["writer"] in TUNING_WRITERS else held_out).append(record)
     return tuning, held_out
+
+
+# ---------------------------------------------------------------------------------------------
+# Classifying recorded digits and scoring the result
+
+
+def classify_records(net, records, method: str = DEFAULT_METHOD, box_size: float = 280,
+                     **options) -> np.ndarray:
+    """Class probabilities (N, 10) for recorded digits, through exactly the widget's pipeline.
+
+    net: anything with ``predict_proba(x: (N, 1, 24, 24)) -> (N, 10)`` (a ``Sequential``).
+    records, method, box_size, options: as in ``records_to_images``.
+    """
+    return net.predict_proba(records_to_images(records, method, box_size, **options))
+
+
+def score(probabilities: np.ndarray, records) -> dict:
+    """Accuracy figures of predictions on recorded digits.
+
+    probabilities: (N, 10) from ``classify_records``; records: the N records (labels may be None).
+    Returns a dict:
+        n: number of digits; labelled: how many have a label
+        accuracy: fraction right among the labelled digits (None without labels)
+        per_digit: {digit: (right, count)} for the labelled digits
+        multi_stroke / single_stroke: (right, count) over labelled digits of 2+ strokes / 1 stroke
+        rejection_rate: fraction of all digits whose top probability is below ``REJECT_BELOW``
+            (the original demo answers "?" for those)
+    Rejected digits still count in the accuracy with their top guess.
+    """
+    probabilities = np.asarray(probabilities)
+    if probabilities.ndim != 2 or len(probabilities) != len(records):
+        raise ValueError(f"score expects probabilities (N, K) for N = {len(records)} records; "
+                         f"got shape {probabilities.shape}")
+    predictions = probabilities.argmax(axis=1)
+    labels = np.array([-1 if r.get("label") is None else r["label"] for r in records])
+    n_strokes = np.array([len(r["strokes"]) for r in records])
+    labelled = labels >= 0
+    right = (predictions == labels) & labelled
+
+    def tally(mask):
+        return int(right[mask].sum()), int((mask & labelled).sum())
+
+    return {
+        "n": len(records),
+        "labelled": int(labelled.sum()),
+        "accuracy": float(right.sum() / labelled.sum()) if labelled.any() else None,
+        "per_digit": {d: tally(labels == d) for d in range(10) if (labels == d).any()},
+        "multi_stroke": tally(n_strokes > 1),
+        "single_stroke": tally(n_strokes == 1),
+        "rejection_rate": float((probabilities.max(axis=1) < REJECT_BELOW).mean()),
+    }
