@@ -57,7 +57,7 @@ __all__ = [
     "History", "Trainer", "fit", "evaluate", "predict_proba", "per_class_accuracy",
     "as_float_images", "RandomCrop", "CenterCrop", "Compose",
     "Constant", "StepDecay", "Cosine", "make_schedule", "SCHEDULES",
-    "Callback", "ProgressBar",
+    "Callback", "ProgressBar", "Recipe", "train_recipe",
 ]
 
 
@@ -236,6 +236,9 @@ class _HalfAndThreeQuarters:
 class Callback:
     """Hooks a Trainer calls; override what you need. ``trainer.history`` has the numbers."""
 
+    def on_run_start(self, trainer):
+        """When ``run``/``fit`` starts."""
+
     def on_step(self, trainer, loss):
         """After every mini-batch step; ``loss`` is its mean loss."""
 
@@ -280,8 +283,12 @@ class ProgressBar(Callback):
             postfix["val"] = f"{history.val_accuracy[-1]:.4f}"
         self.bar.set_postfix(postfix, refresh=False)
 
-    def on_step(self, trainer, loss):
+    def on_run_start(self, trainer):
         if self.bar is None:
+            self._open(trainer)
+
+    def on_step(self, trainer, loss):
+        if self.bar is None:  # stepped by hand, without run
             self._open(trainer)
         if len(trainer.history.loss) % self.every == 0:
             self._postfix(trainer)
@@ -297,6 +304,7 @@ class ProgressBar(Callback):
         if self.bar is not None:
             self._postfix(trainer)
             self.bar.update(trainer.examples_seen - self._counted)
+            self.bar.refresh()
             self.bar.close()
             self.bar = None
 
@@ -402,6 +410,13 @@ class Trainer:
         self._position = 0      # next index into it
         self._stop = False
 
+    def _notify(self, event, *args):
+        # Callbacks may be Callback subclasses or any object with some of its methods.
+        for callback in self.callbacks:
+            hook = getattr(callback, event, None)
+            if hook is not None:
+                hook(self, *args)
+
     # ---- one step
 
     @property
@@ -448,12 +463,10 @@ class Trainer:
         history.lr.append(self.optimizer.lr)
         history.forward_ms.append((middle - start) * 1e3 / n)
         history.backward_ms.append((end - middle) * 1e3 / n)
-        for callback in self.callbacks:
-            callback.on_step(self, loss)
+        self._notify("on_step", loss)
         if self._position >= len(self._order):
             self.epochs_done += 1
-            for callback in self.callbacks:
-                callback.on_epoch_end(self)
+            self._notify("on_epoch_end")
         return loss
 
     # ---- validation
@@ -485,8 +498,7 @@ class Trainer:
         accuracy = self.evaluate()
         self.history.val_examples.append(self.examples_seen)
         self.history.val_accuracy.append(accuracy)
-        for callback in self.callbacks:
-            callback.on_validation(self, accuracy)
+        self._notify("on_validation", accuracy)
         return accuracy
 
     # ---- loops
@@ -508,6 +520,7 @@ class Trainer:
         self._stop = False
         target = None if examples is None else self.examples_seen + int(examples)
         taken = 0
+        self._notify("on_run_start")
         try:
             while not self._stop:
                 if steps is not None and taken >= steps:
@@ -526,8 +539,7 @@ class Trainer:
                          or self.history.val_examples[-1] != self.examples_seen)):
                 self.validate()
         finally:
-            for callback in self.callbacks:
-                callback.on_run_end(self)
+            self._notify("on_run_end")
         return self.history
 
     def fit(self, epochs=1):
@@ -603,3 +615,61 @@ def per_class_accuracy(predictions, labels, num_classes=10):
     correct = np.bincount(labels[predictions == labels], minlength=num_classes)
     with np.errstate(invalid="ignore", divide="ignore"):
         return correct / counts
+
+
+# --------------------------------------------------------------------------------------- recipes
+
+@dataclass
+class Recipe:
+    """Everything that decides a training run of the CLI's ``train`` (saved in the model file).
+
+    full_train: train on all 60,000 training digits (no validation set) — only after the
+    hyper-parameters were chosen on the 50,000 / 10,000 split. train_size / val_size: use only
+    the first that many examples (quick runs and tests).
+    """
+
+    model: str = "seed"
+    epochs: float = 2
+    batch_size: int = 20
+    lr: float = 0.01
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    schedule: str = "constant"
+    seed: int = 0
+    validate_every: int = 10_000
+    full_train: bool = False
+    train_size: int | None = None
+    val_size: int | None = None
+
+
+def train_recipe(recipe, split, *, progress=True, callbacks=()):
+    """Build ``recipe.model`` and train it on ``split`` (a ``cnnlib.data.MnistSplit``).
+
+    One Generator seeded with ``recipe.seed`` draws the initial weights, the shuffles and the
+    crops, so the same recipe gives the same network on one machine. Returns the Trainer (its
+    ``net`` and ``history``); the Trainer has no validation set when ``recipe.full_train``.
+    """
+    from .models import build_model  # models imports layers only; imported here to stay light
+
+    if recipe.epochs <= 0:
+        raise ValueError(f"epochs must be > 0; got {recipe.epochs}")
+    x_train, y_train, x_val, y_val = split.x_train, split.y_train, split.x_val, split.y_val
+    if recipe.full_train:
+        x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
+        x_val = y_val = None
+    if recipe.train_size is not None:
+        x_train, y_train = x_train[:recipe.train_size], y_train[:recipe.train_size]
+    if recipe.val_size is not None and x_val is not None:
+        x_val, y_val = x_val[:recipe.val_size], y_val[:recipe.val_size]
+    rng = np.random.default_rng(recipe.seed)
+    net = build_model(recipe.model, rng=rng)
+    total = int(round(recipe.epochs * len(x_train)))
+    schedule = None if recipe.schedule == "constant" else make_schedule(recipe.schedule, total)
+    callbacks = list(callbacks) + ([ProgressBar(total)] if progress else [])
+    trainer = Trainer(net, x_train, y_train, x_val, y_val,
+                      optimizer=SGD(recipe.lr, momentum=recipe.momentum,
+                                    weight_decay=recipe.weight_decay),
+                      batch_size=recipe.batch_size, rng=rng, schedule=schedule,
+                      validate_every=recipe.validate_every, callbacks=callbacks)
+    trainer.fit(recipe.epochs)
+    return trainer
