@@ -1,0 +1,203 @@
+"""Batch normalization (Ioffe and Szegedy, 2015) for convolutional feature maps.
+
+Each channel c of a mini-batch x: (N, C, H, W) is normalized with the mean and variance of its
+m = N * H * W values, then scaled and shifted by two learned numbers::
+
+    mu_c    = (1/m) sum_{n,h,w} x[n, c, h, w]
+    var_c   = (1/m) sum_{n,h,w} (x[n, c, h, w] - mu_c)^2          (biased: divide by m)
+    x_hat   = (x - mu_c) / sqrt(var_c + eps)
+    out     = gamma_c * x_hat + beta_c
+
+Backward (the derivation is in notebook 09): with g = dout,
+
+    dbeta_c  = sum_{n,h,w} g
+    dgamma_c = sum_{n,h,w} g * x_hat
+    dx       = gamma_c / sqrt(var_c + eps) * (g - mean(g) - x_hat * mean(g * x_hat))
+
+where the means run over the same m values. The last two terms are there because mu and var
+depend on every x of the batch: moving one input moves the statistics that normalize all others.
+
+Training versus evaluation: in training mode the layer normalizes with the statistics of the
+current batch; in evaluation mode with *running* averages collected during training, so a
+prediction for one image does not depend on which other images share its batch.
+
+When the running statistics change: only in training *steps*. A training-mode forward pass
+computes the batch statistics; the backward pass that follows it (which only training does)
+folds them into the running averages::
+
+    running_mean = (1 - momentum) * running_mean + momentum * mu
+    running_var  = (1 - momentum) * running_var  + momentum * var * m / (m - 1)   (unbiased)
+
+so a forward pass made in training mode by mistake (say, scoring images with ``net.forward`` on
+a network that was never switched to ``eval()``) gives batch-dependent scores but never corrupts
+the statistics of a trained model. PyTorch updates them in the forward pass instead; the values
+after a training step are the same.
+
+The learned parameters follow ``cnnlib.layers``: ``params["W"]`` is gamma, ``params["b"]`` is
+beta, both (C,). The running averages are *buffers* (``layer.buffers``): saved with the model,
+never touched by the optimizer.
+
+What it trades away: only 4-D inputs in the layer class (the functions accept (N, C) too); no
+per-group or per-layer variants; float32 statistics in float32 training (numpy's pairwise sums
+keep them accurate enough for MNIST-sized batches).
+"""
+
+import numpy as np
+
+from . import functional as F
+from .layers import Layer
+
+__all__ = ["batchnorm_forward", "batchnorm_backward", "BatchNorm2d"]
+
+
+def _channel_view(v, ndim):
+    """(C,) -> a shape that broadcasts along axis 1 of an ndim-array: (1, C, 1, 1) for ndim 4."""
+    return v.reshape((1, -1) + (1,) * (ndim - 2))
+
+
+def _reduce_axes(ndim):
+    """Every axis except the channel axis 1: (0, 2, 3) for (N, C, H, W)."""
+    return (0,) + tuple(range(2, ndim))
+
+
+def _check_batchnorm(x, gamma, beta, mean, var):
+    if not isinstance(x, np.ndarray) or x.ndim < 2:
+        got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
+        raise ValueError(f"batchnorm expects x of shape (N, C, H, W) or (N, C); got {got}")
+    C = x.shape[1]
+    for name, v in [("gamma", gamma), ("beta", beta), ("running mean", mean),
+                    ("running var", var)]:
+        if v is not None and np.shape(v) != (C,):
+            raise ValueError(f"batchnorm over {C} channels expects {name} of shape ({C},); "
+                             f"got {np.shape(v)}")
+    if (mean is None) != (var is None):
+        raise ValueError("batchnorm needs both mean and var (evaluation) or neither (training)")
+
+
+def batchnorm_forward(x, gamma, beta, eps=1e-5, mean=None, var=None):
+    """Normalize each channel, then scale by gamma and shift by beta.
+
+    x: (N, C, H, W) (or (N, C)); gamma, beta: (C,).
+    mean, var: (C,) statistics to normalize with (evaluation mode), or None to use the batch's
+    own (training mode; then the batch must hold more than one value per channel).
+    Returns out: like x, and the cache. ``cache["mean"]``, ``cache["var"]`` are the statistics
+    used (the batch's biased variance in training mode) and ``cache["m"]`` the number of values
+    per channel; the layer reads them to update its running averages.
+    """
+    _check_batchnorm(x, gamma, beta, mean, var)
+    axes = _reduce_axes(x.ndim)
+    m = x.size // x.shape[1]
+    batch_stats = mean is None
+    if batch_stats:
+        if m < 2:
+            raise ValueError(f"batchnorm in training mode needs more than one value per channel "
+                             f"to estimate a variance; got x of shape {x.shape}. Use a larger "
+                             f"batch, or call eval() to normalize with the running statistics.")
+        mean = x.mean(axis=axes)
+    xc = x - _channel_view(mean, x.ndim)
+    if batch_stats:
+        var = (xc * xc).mean(axis=axes)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    x_hat = xc
+    x_hat *= _channel_view(inv_std, x.ndim)                     # in place: xc is ours
+    out = x_hat * _channel_view(gamma, x.ndim)
+    out += _channel_view(beta, x.ndim)
+    cache = {"x_hat": x_hat, "inv_std": inv_std, "gamma": gamma, "batch_stats": batch_stats,
+             "mean": mean, "var": var, "m": m}
+    return out, cache
+
+
+def batchnorm_backward(dout, cache):
+    """dout: like x. Returns dx: like x, dgamma: (C,), dbeta: (C,).
+
+    Training mode (batch statistics): dx = gamma / std * (dout - mean(dout) - x_hat *
+    mean(dout * x_hat)). Evaluation mode (fixed statistics are constants): dx = gamma / std * dout.
+    """
+    x_hat, inv_std, gamma = cache["x_hat"], cache["inv_std"], cache["gamma"]
+    if dout.shape != x_hat.shape:
+        raise ValueError(f"batchnorm backward expects dout of shape {x_hat.shape} (the "
+                         f"forward output's); got {dout.shape}")
+    ndim = dout.ndim
+    axes = _reduce_axes(ndim)
+    dbeta = dout.sum(axis=axes)
+    dgamma = (dout * x_hat).sum(axis=axes)
+    scale = _channel_view(gamma * inv_std, ndim)
+    if not cache["batch_stats"]:
+        return dout * scale, dgamma, dbeta
+    m = cache["m"]
+    dx = x_hat * _channel_view(dgamma / m, ndim)
+    np.subtract(dout, dx, out=dx)
+    dx -= _channel_view(dbeta / m, ndim)
+    dx *= scale
+    return dx, dgamma, dbeta
+
+
+class BatchNorm2d(Layer):
+    """Batch normalization of NCHW feature maps, one (gamma, beta) pair per channel.
+
+    x: (N, num_features, H, W) -> out: same shape.
+    params: W = gamma (num_features,), initialized to 1; b = beta (num_features,), 0.
+    buffers: running_mean (0s) and running_var (1s), (num_features,), used in evaluation mode
+    and updated with ``momentum`` by each training step (forward in training mode, then backward).
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float32):
+        super().__init__()
+        if not isinstance(num_features, (int, np.integer)) or num_features < 1:
+            raise ValueError(f"BatchNorm2d needs an integer num_features >= 1; "
+                             f"got {num_features!r}")
+        if not eps > 0:
+            raise ValueError(f"BatchNorm2d needs eps > 0; got {eps!r}")
+        if not 0 <= momentum <= 1:
+            raise ValueError(f"BatchNorm2d momentum must be in [0, 1]; got {momentum!r}")
+        dtype = np.dtype(dtype)
+        if dtype.kind != "f":
+            raise ValueError(f"BatchNorm2d holds floating parameters; got dtype={dtype.name}. "
+                             "Use np.float32 (training) or np.float64 (gradient checks).")
+        self.num_features, self.eps, self.momentum = num_features, eps, momentum
+        self.params = {"W": np.ones(num_features, dtype=dtype),
+                       "b": np.zeros(num_features, dtype=dtype)}
+        self.grads = {key: np.zeros_like(value) for key, value in self.params.items()}
+        self.buffers = {"running_mean": np.zeros(num_features, dtype=dtype),
+                        "running_var": np.ones(num_features, dtype=dtype)}
+
+    @property
+    def dtype(self):
+        return self.params["W"].dtype
+
+    def forward(self, x):
+        """x: (N, num_features, H, W) -> same shape. Training mode: batch statistics;
+        evaluation mode: running statistics."""
+        F.check_floating("BatchNorm2d", x, self.dtype)
+        if x.ndim != 4 or x.shape[1] != self.num_features:
+            raise ValueError(f"BatchNorm2d({self.num_features}) expects x of shape "
+                             f"(N, {self.num_features}, H, W); got {x.shape}")
+        if self.training:
+            out, self._cache = batchnorm_forward(x, self.params["W"], self.params["b"], self.eps)
+        else:
+            out, self._cache = batchnorm_forward(
+                x, self.params["W"], self.params["b"], self.eps,
+                self.buffers["running_mean"], self.buffers["running_var"])
+        return out
+
+    def backward(self, dout):
+        """dout: (N, num_features, H, W) -> dx: same shape; fills grads and, after a
+        training-mode forward, updates the running statistics (once per forward)."""
+        cache = self._saved()
+        dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+        self.grads["W"][...] = dgamma
+        self.grads["b"][...] = dbeta
+        if cache["batch_stats"] and not cache.get("committed", False):
+            self._update_running(cache["mean"], cache["var"], cache["m"])
+            cache["committed"] = True
+        return dx
+
+    def _update_running(self, mean, var, m):
+        keep = 1.0 - self.momentum
+        self.buffers["running_mean"] *= keep
+        self.buffers["running_mean"] += self.momentum * mean
+        self.buffers["running_var"] *= keep
+        self.buffers["running_var"] += self.momentum * var * (m / (m - 1))
+
+    def __repr__(self):
+        return f"BatchNorm2d({self.num_features}, eps={self.eps}, momentum={self.momentum})"

@@ -1,0 +1,138 @@
+"""Random affine augmentation: exact special cases, geometry, statistics, speed-independent
+properties (one call for the whole batch), reproducibility and errors."""
+
+import numpy as np
+import pytest
+
+from cnnlib.augment import (RandomAffine, elastic_displacement, random_affine, sample_affine,
+                            warp)
+
+
+def identity(n):
+    return np.tile(np.eye(2), (n, 1, 1)), np.zeros((n, 2))
+
+
+def digits(rng, n=5, size=28):
+    return rng.random((n, 1, size, size)).astype(np.float32)
+
+
+def test_identity_is_the_centre_crop(rng):
+    x = digits(rng)
+    A, d = identity(len(x))
+    assert np.array_equal(warp(x, A, d, size=24), x[:, :, 2:26, 2:26])
+    assert np.array_equal(warp(x, A, d), x)
+
+
+def test_no_randomness_settings_give_the_centre_crop(rng):
+    x = digits(rng)
+    out = random_affine(x, rng, size=24, rotation=0, scale=0, shift=0)
+    assert np.array_equal(out, x[:, :, 2:26, 2:26])
+
+
+def test_integer_shift_moves_pixels(rng):
+    x = digits(rng, n=2)
+    A, d = identity(2)
+    d[:, 0] = [1.0, -2.0]   # rows
+    d[:, 1] = [3.0, 0.0]    # columns
+    out = warp(x, A, d, size=24)
+    # Output (i, j) reads source (i + 2 - d_row, j + 2 - d_col): the digit moves by d.
+    assert np.all(out[0, 0, :, 0] == 0)                                # source column -1
+    assert np.array_equal(out[0, 0, :, 1:], x[0, 0, 1:25, 0:23])
+    assert np.array_equal(out[1, 0], x[1, 0, 4:28, 2:26])
+
+
+def test_half_pixel_shift_averages_neighbours(rng):
+    x = digits(rng, n=1)
+    A, d = identity(1)
+    d[0] = [0.0, 0.5]
+    out = warp(x, A, d, size=24)
+    assert np.allclose(out[0, 0], (x[0, 0, 2:26, 1:25] + x[0, 0, 2:26, 2:26]) / 2, atol=1e-6)
+
+
+def test_quarter_turn_rotates_the_array(rng):
+    x = digits(rng, n=1, size=9)
+    theta = np.pi / 2
+    A = np.array([[[np.cos(theta), np.sin(theta)], [-np.sin(theta), np.cos(theta)]]])
+    out = warp(x, A, np.zeros((1, 2)))
+    # A 90-degree turn about the centre is an exact permutation of the pixels.
+    candidates = [np.rot90(x[0, 0], 1), np.rot90(x[0, 0], -1)]
+    assert any(np.allclose(out[0, 0], c, atol=1e-6) for c in candidates)
+
+
+def test_zero_outside_the_source(rng):
+    x = np.ones((1, 1, 28, 28), dtype=np.float32)
+    A, d = identity(1)
+    d[0] = [0.0, 10.0]
+    out = warp(x, A, d, size=28)
+    assert np.all(out[0, 0, :, :10] == 0) and np.all(out[0, 0, :, 10:] == 1)
+
+
+def test_scaling_up_spreads_the_ink(rng):
+    x = np.zeros((1, 1, 28, 28), dtype=np.float32)
+    x[0, 0, 10:18, 10:18] = 1.0
+    A = np.eye(2)[None] / 1.25
+    out = warp(x, A, np.zeros((1, 2)))
+    assert out.sum() == pytest.approx(x.sum() * 1.25 ** 2, rel=0.05)
+
+
+def test_parameters_stay_in_their_ranges(rng):
+    A, d = sample_affine(10_000, rng, rotation=10, scale=0.1, shift=2)
+    s = 1 / np.sqrt(np.abs(np.linalg.det(A)))
+    theta = np.degrees(np.arctan2(A[:, 0, 1], A[:, 0, 0]))
+    assert 0.9 <= s.min() < 0.91 and 1.09 < s.max() <= 1.1
+    assert -10 <= theta.min() < -9.9 and 9.9 < theta.max() <= 10
+    assert -2 <= d.min() < -1.99 and 1.99 < d.max() <= 2
+
+
+def test_augmented_digits_keep_their_ink_roughly(rng):
+    from cnnlib.data import load_mnist
+    try:
+        x_train = load_mnist(progress=False)[0]
+    except Exception as error:  # no data on this machine
+        pytest.skip(f"MNIST not available: {error}")
+    x = x_train[:256, None].astype(np.float32) / 255
+    out = random_affine(x, rng, size=24, elastic_alpha=8.0)
+    ink_in, ink_out = x.sum(axis=(1, 2, 3)), out.sum(axis=(1, 2, 3))
+    assert out.shape == (256, 1, 24, 24) and out.dtype == np.float32
+    assert 0.0 <= out.min() and out.max() <= 1.0
+    assert np.median(ink_out / ink_in) == pytest.approx(1.0, abs=0.1)
+
+
+def test_elastic_field_is_smooth_and_scaled(rng):
+    field = elastic_displacement(50, 24, rng, alpha=8.0, sigma=3.0)
+    assert field.shape == (50, 2, 24, 24)
+    # Neighbours move together: adjacent differences are a fraction of the values (for raw
+    # uniform noise they would be larger than the values).
+    step = np.abs(np.diff(field, axis=-1)).mean()
+    assert step < 0.3 * np.abs(field).mean()
+    assert 0.2 < np.abs(field).mean() < 1.0 and np.abs(field).max() < 8.0
+
+
+def test_elastic_changes_the_image_and_is_off_by_default(rng):
+    x = digits(np.random.default_rng(1))
+    plain = random_affine(x, np.random.default_rng(5))
+    again = random_affine(x, np.random.default_rng(5))
+    bent = random_affine(x, np.random.default_rng(5), elastic_alpha=8.0)
+    assert np.array_equal(plain, again)
+    assert not np.allclose(plain, bent)
+
+
+def test_three_dimensional_input_and_trainer_signature(rng):
+    x = digits(rng)[:, 0]
+    assert random_affine(x, rng).shape == (5, 24, 24)
+    augment = RandomAffine(size=24)
+    assert augment(digits(rng), np.random.default_rng(0)).shape == (5, 1, 24, 24)
+    assert "rotation=10" in repr(augment)
+
+
+def test_errors_say_what_is_expected(rng):
+    with pytest.raises(ValueError, match="floating images"):
+        random_affine(np.zeros((2, 28, 28), dtype=np.uint8), rng)
+    with pytest.raises(ValueError, match=r"\(N, H, W\) or \(N, 1, H, W\)"):
+        random_affine(np.zeros((2, 3, 28, 28), dtype=np.float32), rng)
+    with pytest.raises(ValueError, match="scale < 1"):
+        RandomAffine(scale=1.5)
+    with pytest.raises(ValueError, match=r"A of shape \(2, 2, 2\)"):
+        warp(np.zeros((2, 28, 28)), np.zeros((3, 2, 2)), np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="elastic"):
+        RandomAffine(elastic_alpha=-1)
