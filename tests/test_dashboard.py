@@ -1,0 +1,191 @@
+"""cnnlib.dashboard: the training thread, the controls, the analysis tabs and save/load, without a
+browser. Button clicks go through ``Button.click()``, which runs the same handlers a click in
+JupyterLab does; slider moves set ``.value`` as a front-end change would.
+
+The data are small random digits (no MNIST needed): the logic, not the learning, is under test.
+"""
+
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from cnnlib import models  # noqa: E402
+from cnnlib.data import MnistSplit  # noqa: E402
+from cnnlib.dashboard import TrainingDashboard  # noqa: E402
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _split(n_train=400, n_val=60, n_test=50, seed=0):
+    rng = np.random.default_rng(seed)
+
+    def digits(n):
+        return (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+                rng.integers(0, 10, n).astype(np.uint8))
+
+    return MnistSplit(*digits(n_train), *digits(n_val), *digits(n_test))
+
+
+def _wait_until(condition, timeout=60.0, what="condition"):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def make_dashboard():
+    made = []
+
+    def make(**kwargs):
+        kwargs.setdefault("data", _split())
+        kwargs.setdefault("plot_every", 0.05)
+        dash = TrainingDashboard(**kwargs)
+        made.append(dash)
+        return dash
+
+    yield make
+    for dash in made:
+        dash.close()
+
+
+def test_start_pause_resume_and_live_recipe(make_dashboard):
+    dash = make_dashboard(validate_every=100, val_size=None)
+    first_plot, drawn = dash.plot_image.value, dash.plots_drawn
+    assert bytes(first_plot).startswith(PNG) and dash.run_button.description == "Start"
+
+    dash.run_button.click()                                   # Start
+    assert dash.running and dash.run_button.description == "Pause"
+    _wait_until(lambda: dash.trainer.examples_seen >= 120, what="120 examples")
+    _wait_until(lambda: dash.plots_drawn > drawn + 1, what="a redraw while training")
+
+    dash.run_button.click()                                   # Pause
+    assert not dash.running and dash.run_button.description == "Resume"
+    seen = dash.trainer.examples_seen
+    assert len(dash.trainer.history.loss) == seen // 20       # the step in flight finished
+    time.sleep(0.3)
+    assert dash.trainer.examples_seen == seen                 # nothing trains while paused
+    assert dash.plot_image.value != first_plot                # the curves were drawn
+    assert dash.trainer.history.val_examples[:1] == [100]     # validated every 100 examples
+    assert "paused after" in dash.status.value
+    assert f"{seen:,}" in dash.stats.value
+
+    dash.lr_slider.value = 0.003                              # moved while paused ...
+    dash.run_button.click()                                   # ... Resume
+    assert dash.run_button.description == "Pause"
+    _wait_until(lambda: dash.trainer.examples_seen > seen, what="training to resume")
+    assert dash.trainer.optimizer.lr == 0.003
+    dash.momentum_slider.value = 0.5                          # moved while it trains
+    dash.batch_size_box.value = 10
+    _wait_until(lambda: dash.trainer.history.examples[-1] - dash.trainer.history.examples[-2] == 10,
+                what="a step of the new batch size")
+    assert dash.trainer.optimizer.momentum == 0.5
+    assert dash.trainer.history.lr[-1] == 0.003
+    dash.pause()
+    assert "lr 0.003, momentum 0.50, batch 10" in dash.stats.value
+
+
+def test_new_network_starts_over_with_fresh_weights(make_dashboard):
+    dash = make_dashboard()
+    old_W = dash.net[0].params["W"].copy()
+    dash.trainer.run(steps=3)
+    dash.new_button.click()
+    assert dash.generation == 2 and dash.trainer.examples_seen == 0
+    assert dash.trainer.history.loss == []
+    assert not np.array_equal(dash.net[0].params["W"], old_W)
+    assert dash.run_button.description == "Start" and "new network #2" in dash.status.value
+
+
+def test_a_failing_step_stops_training_and_says_why(make_dashboard):
+    dash = make_dashboard()
+
+    def broken_augment(x, rng):
+        raise RuntimeError("augmentation exploded")
+
+    dash.trainer.augment = broken_augment
+    dash.start()
+    _wait_until(lambda: dash.error is not None, what="the error")
+    _wait_until(lambda: not dash.running, what="training to stop")
+    assert "augmentation exploded" in dash.status.value
+    assert dash.run_button.description == "Resume"
+
+
+def test_analysis_tabs(make_dashboard):
+    dash = make_dashboard()
+    dash.trainer.run(steps=2)
+
+    dash.filters_button.click()
+    conv1, conv2 = dash.filters_box.children                  # one image per Conv2d
+    assert bytes(conv1.value).startswith(PNG) and bytes(conv2.value).startswith(PNG)
+
+    dash.digit_box.value = 7
+    dash.activations_button.click()
+    assert bytes(dash.activations_image.value).startswith(PNG)
+    with pytest.raises(ValueError, match="index must be in \\[0, 50\\)"):
+        dash.show_activations(50)
+
+    accuracy, cm, worst = dash.run_test_set(k=5)
+    x = dash._test_inputs()
+    expected = dash.net.predict(x)
+    y = dash.data.y_test.astype(np.int64)
+    assert accuracy == np.mean(expected == y)
+    assert cm.sum() == 50 and np.trace(cm) == np.sum(expected == y)
+    assert len(worst) == min(5, int(np.sum(expected != y)))
+    assert all(expected[i] != y[i] for i in worst)
+    assert f"test accuracy {accuracy:.2%}" in dash.test_result.value
+    assert bytes(dash.confusion_image.value).startswith(PNG)
+    assert bytes(dash.mistakes_image.value).startswith(PNG)
+
+
+def test_save_and_load_round_trip(make_dashboard, tmp_path):
+    dash = make_dashboard()
+    dash.trainer.run(steps=3)
+    path = tmp_path / "models" / "mine.npz"
+    dash.path_box.value = str(path)
+    dash.save_button.click()
+    assert path.is_file() and "saved network #1" in dash.file_status.value
+    header = models.read_header(path)
+    assert header["info"]["hyperparameters"]["lr"] == dash.trainer.optimizer.lr
+    assert header["info"]["history"]["steps"] == 3
+
+    other = make_dashboard(data=dash.data)
+    other.path_box.value = str(path)
+    other.load_button.click()
+    x = dash._test_inputs()
+    np.testing.assert_array_equal(other.net.predict_proba(x), dash.net.predict_proba(x))
+    assert other.trainer.examples_seen == 0 and "loaded" in other.file_status.value
+    other.trainer.run(steps=1)                                # the loaded network trains
+    assert not np.array_equal(other.net.predict_proba(x), dash.net.predict_proba(x))
+
+
+def test_save_refuses_the_shipped_file_and_load_reports_missing(make_dashboard, tmp_path):
+    dash = make_dashboard()
+    with pytest.raises(ValueError, match="shipped network"):
+        dash.save(tmp_path / "seed-net.npz")
+    assert not (tmp_path / "seed-net.npz").exists()
+    before = dash.net
+    dash.path_box.value = str(tmp_path / "nothing-here.npz")
+    dash.load_button.click()                                  # a button reports, never raises
+    assert "nothing-here.npz" in dash.status.value and "FileNotFoundError" in dash.status.value
+    assert dash.net is before
+
+
+def test_rejects_data_without_a_split():
+    with pytest.raises(ValueError, match="no x_test"):
+        TrainingDashboard(data=object.__new__(type("Half", (), {
+            "x_train": 0, "y_train": 0, "x_val": 0, "y_val": 0})))
+
+
+def test_closed_dashboard_cannot_start(make_dashboard):
+    dash = make_dashboard()
+    dash.start()
+    dash.close()
+    assert not dash._thread.is_alive()
+    with pytest.raises(RuntimeError, match="closed"):
+        dash.start()
