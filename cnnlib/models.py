@@ -5,7 +5,8 @@ Architectures by name (the CLI's ``--model``)::
     net = build_model("seed", rng=np.random.default_rng(0))      # MODELS["seed"] is seed_net
 
 One file format, ``.npz`` (a zip of numpy arrays, read with ``allow_pickle=False``): the weights as
-arrays "param/<layer index>.<W|b>" plus "header", a UTF-8 JSON document (as uint8 bytes) with the
+arrays "param/<layer index>.<W|b>" (and "buffer/<layer index>.<key>" for state such as
+BatchNorm2d's running statistics) plus "header", a UTF-8 JSON document (as uint8 bytes) with the
 format name and version, the architecture layer by layer (enough to rebuild the Sequential:
 kernel sizes, strides, paddings, pooling ties), the shapes and dtypes of the weights, the cnnlib
 version, the date, and whatever ``**info`` the caller adds (hyper-parameters, history summary,
@@ -41,13 +42,15 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .batchnorm import BatchNorm2d
+from .dropout import Dropout
 from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Tanh
 from .network import Sequential
 
 __all__ = [
     "seed_net", "MODELS", "build_model",
     "ModelFileError", "save_model", "load_model", "read_header", "export_json", "import_json",
-    "architecture", "from_architecture", "FORMAT", "JSON_FORMAT", "FORMAT_VERSION",
+    "architecture", "from_architecture", "register_layer", "LAYER_TYPES", "FORMAT", "JSON_FORMAT", "FORMAT_VERSION",
 ]
 
 
@@ -91,23 +94,42 @@ class ModelFileError(ValueError):
     """A model file is truncated, corrupted, foreign, or of an unsupported format version."""
 
 
+# Layer type name -> (class, constructor arguments read off a layer). A layer is rebuilt as
+# ``cls(**arguments)``; its params and buffers (e.g. BatchNorm's running statistics) are then
+# filled from the file. ``register_layer`` adds a type.
+LAYER_TYPES = {}
+
+
+def register_layer(cls, arguments=lambda layer: {}):
+    """Make layers of ``cls`` savable: ``arguments(layer)`` returns the keyword arguments that
+    rebuild it (JSON-friendly values) with ``cls(**arguments)``."""
+    LAYER_TYPES[cls.__name__] = (cls, arguments)
+
+
+register_layer(Conv2d, lambda layer: {
+    "in_channels": layer.in_channels, "out_channels": layer.out_channels,
+    "kernel_size": layer.kernel_size, "stride": layer.stride, "padding": layer.padding,
+    "dtype": layer.dtype.name})
+register_layer(Linear, lambda layer: {
+    "in_features": layer.in_features, "out_features": layer.out_features,
+    "dtype": layer.dtype.name})
+register_layer(MaxPool2d, lambda layer: {
+    "kernel_size": layer.kernel_size, "stride": layer.stride, "ties": layer.ties})
+for _cls in (ReLU, Tanh, Flatten):
+    register_layer(_cls)
+register_layer(BatchNorm2d, lambda layer: {
+    "num_features": layer.num_features, "eps": layer.eps, "momentum": layer.momentum,
+    "dtype": layer.dtype.name})
+register_layer(Dropout, lambda layer: {"p": layer.p})
+
+
 def _layer_spec(layer):
     """One layer as a JSON-friendly dict: its type and constructor arguments."""
-    if isinstance(layer, Conv2d):
-        return {"type": "Conv2d", "in_channels": layer.in_channels,
-                "out_channels": layer.out_channels, "kernel_size": layer.kernel_size,
-                "stride": layer.stride, "padding": layer.padding, "dtype": layer.dtype.name}
-    if isinstance(layer, Linear):
-        return {"type": "Linear", "in_features": layer.in_features,
-                "out_features": layer.out_features, "dtype": layer.dtype.name}
-    if isinstance(layer, MaxPool2d):
-        return {"type": "MaxPool2d", "kernel_size": layer.kernel_size, "stride": layer.stride,
-                "ties": layer.ties}
-    for cls in (ReLU, Tanh, Flatten):
-        if type(layer) is cls:
-            return {"type": cls.__name__}
-    raise ValueError(f"cannot save a {type(layer).__name__} layer; the model format knows "
-                     "Conv2d, Linear, MaxPool2d, ReLU, Tanh and Flatten")
+    entry = LAYER_TYPES.get(type(layer).__name__)
+    if entry is None or type(layer) is not entry[0]:
+        raise ValueError(f"cannot save a {type(layer).__name__} layer; the model format knows "
+                         f"{', '.join(LAYER_TYPES)} (add others with register_layer)")
+    return {"type": type(layer).__name__, **entry[1](layer)}
 
 
 def architecture(net):
@@ -119,39 +141,43 @@ def architecture(net):
 
 def _build_layer(spec):
     kind = spec["type"]
-    if kind == "Conv2d":
-        return Conv2d(spec["in_channels"], spec["out_channels"], spec["kernel_size"],
-                      spec["stride"], spec["padding"], dtype=spec.get("dtype", "float32"))
-    if kind == "Linear":
-        return Linear(spec["in_features"], spec["out_features"],
-                      dtype=spec.get("dtype", "float32"))
-    if kind == "MaxPool2d":
-        return MaxPool2d(spec["kernel_size"], spec["stride"], spec.get("ties", "split"))
-    if kind in ("ReLU", "Tanh", "Flatten"):
-        return {"ReLU": ReLU, "Tanh": Tanh, "Flatten": Flatten}[kind]()
-    raise ValueError(f"unknown layer type {kind!r}")
+    if kind not in LAYER_TYPES:
+        raise ValueError(f"unknown layer type {kind!r} (this cnnlib knows "
+                         f"{', '.join(LAYER_TYPES)})")
+    return LAYER_TYPES[kind][0](**{key: value for key, value in spec.items() if key != "type"})
 
 
-def from_architecture(specs, params):
+def _buffers(net):
+    """Every buffer (state that is not learned, e.g. running statistics) as {"<index>.<key>": array}."""
+    return {f"{i}.{key}": value for i, layer in enumerate(net)
+            for key, value in getattr(layer, "buffers", {}).items()}
+
+
+def _fill(what, arrays, targets):
+    """Copy arrays into targets ({name: array}) in place, checking names and shapes."""
+    if set(arrays) != set(targets):
+        raise ValueError(f"the {what} do not match the architecture: expected "
+                         f"{sorted(targets)}, found {sorted(arrays)}")
+    for name, target in targets.items():
+        value = np.asarray(arrays[name])
+        if value.shape != target.shape:
+            raise ValueError(f"{what[:-1]} {name} has shape {value.shape}; the architecture "
+                             f"needs {target.shape}")
+        target[...] = value  # in place: grads and any optimizer state stay paired with params
+
+
+def from_architecture(specs, params, buffers=None):
     """Rebuild a Sequential from ``architecture(net)`` and its weights.
 
-    params: {"<layer index>.<W|b>": array} with exactly the shapes the layers need. Raises
-    ValueError (or KeyError/TypeError for a malformed spec) naming what does not fit.
+    params: {"<layer index>.<W|b>": array}; buffers: {"<layer index>.<key>": array} for layers
+    with buffers (BatchNorm2d's running statistics), exactly the names and shapes the layers
+    need. Raises ValueError (or KeyError/TypeError for a malformed spec) naming what does not fit.
     """
     if not isinstance(specs, list) or not specs:
         raise ValueError("the architecture must be a non-empty list of layers")
-    layers = [_build_layer(spec) for spec in specs]
-    net = Sequential(*layers)
-    expected = {name for name, _, _ in net.parameters()}
-    if set(params) != expected:
-        raise ValueError(f"the weights do not match the architecture: expected "
-                         f"{sorted(expected)}, found {sorted(params)}")
-    for name, param, _ in net.parameters():
-        value = np.asarray(params[name])
-        if value.shape != param.shape:
-            raise ValueError(f"weight {name} has shape {value.shape}; the architecture needs "
-                             f"{param.shape}")
-        param[...] = value  # in place: the layer's grads and an optimizer's state stay paired
+    net = Sequential(*[_build_layer(spec) for spec in specs])
+    _fill("weights", params, {name: param for name, param, _ in net.parameters()})
+    _fill("buffers", buffers or {}, _buffers(net))
     return net
 
 
@@ -176,6 +202,8 @@ def _header(net, fmt, info):
         "architecture": architecture(net),
         "params": {name: {"shape": list(param.shape), "dtype": param.dtype.name}
                    for name, param, _ in net.parameters()},
+        "buffers": {name: {"shape": list(value.shape), "dtype": value.dtype.name}
+                    for name, value in _buffers(net).items()},
         "num_parameters": int(net.num_parameters()),
         "info": info,
     }
@@ -249,6 +277,7 @@ def save_model(net, path, **info):
     header_bytes = json.dumps(header, default=_json_default, indent=1).encode("utf-8")
     arrays = {"header": np.frombuffer(header_bytes, dtype=np.uint8)}
     arrays.update({f"param/{name}": param for name, param, _ in net.parameters()})
+    arrays.update({f"buffer/{name}": value for name, value in _buffers(net).items()})
     _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
     return Path(path)
 
@@ -281,6 +310,8 @@ def _read_npz(path):
             _check_header(header, path, FORMAT)
             params = {name[len("param/"):]: archive[name]
                       for name in archive.files if name.startswith("param/")}
+            buffers = {name[len("buffer/"):]: archive[name]
+                       for name in archive.files if name.startswith("buffer/")}
     except ModelFileError:
         raise
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, KeyError) as error:
@@ -289,11 +320,12 @@ def _read_npz(path):
         raise ModelFileError(f"{path} cannot be read as a cnnlib model file "
                              f"({type(error).__name__}: {error}); it is truncated, corrupted or "
                              "not a model — save or download it again") from None
-    for name, meta in header["params"].items():
-        if name not in params or list(params[name].shape) != meta.get("shape"):
-            raise ModelFileError(f"{path}: weight {name} is missing or has the wrong shape; the "
-                                 "file is damaged — save the network again")
-    return header, params
+    for arrays, key in ((params, "params"), (buffers, "buffers")):
+        for name, meta in header.get(key, {}).items():
+            if name not in arrays or list(arrays[name].shape) != meta.get("shape"):
+                raise ModelFileError(f"{path}: {key[:-1]} {name} is missing or has the wrong "
+                                     "shape; the file is damaged — save the network again")
+    return header, params, buffers
 
 
 def read_header(path):
@@ -305,9 +337,9 @@ def read_header(path):
 def load_model(path):
     """The Sequential saved in ``path`` by ``save_model``: same layers, same weights, so the same
     predictions. Raises FileNotFoundError (missing) or ModelFileError (anything else wrong)."""
-    header, params = _read_npz(path)
+    header, params, buffers = _read_npz(path)
     try:
-        return from_architecture(header["architecture"], params)
+        return from_architecture(header["architecture"], params, buffers)
     except (ValueError, KeyError, TypeError) as error:
         raise ModelFileError(f"{path}: the architecture in its header cannot be rebuilt "
                              f"({type(error).__name__}: {error}); the file is damaged or from "
@@ -324,6 +356,9 @@ def export_json(net, path, **info):
     for spec, layer in zip(header["architecture"], net):
         for key, param in layer.params.items():
             spec[key] = param.astype(np.float64).tolist()
+        if getattr(layer, "buffers", None):
+            spec["buffers"] = {key: value.astype(np.float64).tolist()
+                               for key, value in layer.buffers.items()}
     text = json.dumps(header, default=_json_default, indent=1)
     _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     return Path(path)
@@ -342,15 +377,17 @@ def import_json(path):
                              "not a network — export it again") from None
     _check_header(header, path, JSON_FORMAT)
     try:
-        specs, params = [], {}
+        specs, params, buffers = [], {}, {}
         for index, spec in enumerate(header["architecture"]):
             spec = dict(spec)
             dtype = spec.get("dtype", "float32")
             for key in ("W", "b"):
                 if key in spec:
                     params[f"{index}.{key}"] = np.asarray(spec.pop(key), dtype=dtype)
+            for key, value in spec.pop("buffers", {}).items():
+                buffers[f"{index}.{key}"] = np.asarray(value, dtype=dtype)
             specs.append(spec)
-        return from_architecture(specs, params)
+        return from_architecture(specs, params, buffers)
     except (ValueError, KeyError, TypeError) as error:
         raise ModelFileError(f"{path}: the network in it cannot be rebuilt "
                              f"({type(error).__name__}: {error}); the file is damaged — export "
