@@ -44,6 +44,7 @@ import numpy as np
 from . import __version__
 from .batchnorm import BatchNorm2d
 from .dropout import Dropout
+from .deep import deep_net
 from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Tanh
 from .network import Sequential
 
@@ -71,7 +72,7 @@ def seed_net(rng=None):
 
 
 # Architectures by name: name -> constructor(rng=None) -> Sequential. Other issues add theirs.
-MODELS = {"seed": seed_net}
+MODELS = {"seed": seed_net, "deep": deep_net}
 
 
 def build_model(name, rng=None):
@@ -339,7 +340,8 @@ def load_model(path):
     predictions. Raises FileNotFoundError (missing) or ModelFileError (anything else wrong)."""
     header, params, buffers = _read_npz(path)
     try:
-        return from_architecture(header["architecture"], params, buffers)
+        # Evaluation mode: a loaded network predicts; switch to net.train() explicitly to train.
+        return from_architecture(header["architecture"], params, buffers).eval()
     except (ValueError, KeyError, TypeError) as error:
         raise ModelFileError(f"{path}: the architecture in its header cannot be rebuilt "
                              f"({type(error).__name__}: {error}); the file is damaged or from "
@@ -387,7 +389,7 @@ def import_json(path):
             for key, value in spec.pop("buffers", {}).items():
                 buffers[f"{index}.{key}"] = np.asarray(value, dtype=dtype)
             specs.append(spec)
-        return from_architecture(specs, params, buffers)
+        return from_architecture(specs, params, buffers).eval()   # as load_model: predicts
     except (ValueError, KeyError, TypeError) as error:
         raise ModelFileError(f"{path}: the network in it cannot be rebuilt "
                              f"({type(error).__name__}: {error}); the file is damaged — export "
