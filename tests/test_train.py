@@ -1,0 +1,344 @@
+"""The training loop, evaluation with crops, schedules, and the train / evaluate commands."""
+
+import re
+
+import numpy as np
+import pytest
+
+from cnnlib import models, train
+from cnnlib.__main__ import main
+from cnnlib.optim import SGD
+
+ACCURACY_LINE = re.compile(r"^test accuracy: [01]\.\d{4}$", re.MULTILINE)
+
+
+def _fake_digits(n, seed=0):
+    """uint8 (n, 28, 28) images and labels: a bright square whose position depends on the label,
+    on noise, so a network can learn it in a few steps."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n)
+    images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
+    for digit in range(10):
+        row, col = 4 + 4 * (digit // 5), 4 + 4 * (digit % 5)
+        images[labels == digit, row:row + 6, col:col + 6] = 255
+    return images, labels
+
+
+def _trainer(n=200, seed=0, **kwargs):
+    images, labels = _fake_digits(n + 100, seed=seed)
+    rng = np.random.default_rng(seed)
+    net = models.seed_net(rng=rng)
+    return train.Trainer(net, images[:n], labels[:n], images[n:], labels[n:], rng=rng, **kwargs)
+
+
+# ------------------------------------------------------------------------------------ crops
+
+def test_random_crop_takes_a_window_of_each_image():
+    x = np.random.default_rng(0).random((30, 1, 28, 28), dtype=np.float32)
+    crops = train.RandomCrop(24)(x, np.random.default_rng(1))
+    assert crops.shape == (30, 1, 24, 24) and crops.dtype == np.float32
+    corners = set()
+    for image, crop in zip(x, crops):
+        matches = [(i, j) for i in range(5) for j in range(5)
+                   if np.array_equal(image[:, i:i + 24, j:j + 24], crop)]
+        assert len(matches) == 1
+        corners.add(matches[0])
+    assert len(corners) > 10  # corners really vary
+    again = train.RandomCrop(24)(x, np.random.default_rng(1))
+    assert np.array_equal(crops, again)
+
+
+def test_center_crop_and_compose():
+    x = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 1, 28, 28)
+    assert np.array_equal(train.CenterCrop(24)(x), x[:, :, 2:26, 2:26])
+    flip = lambda x, rng: x[..., ::-1]  # noqa: E731
+    both = train.Compose(flip, train.CenterCrop(24))(x, None)
+    assert np.array_equal(both, x[:, :, 2:26, 2:26][..., ::-1])
+    with pytest.raises(ValueError, match="H, W >= 30"):
+        train.CenterCrop(30)(x)
+
+
+def test_as_float_images():
+    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
+    x = train.as_float_images(images)
+    assert x.dtype == np.float32 and x.shape == (1, 1, 2, 2)
+    assert np.allclose(x[0, 0], [[0, 1], [0.2, 0.4]])
+    with pytest.raises(ValueError, match="uint8"):
+        train.as_float_images(np.zeros((3, 4), dtype=np.int32))
+
+
+# -------------------------------------------------------------------------------- schedules
+
+def test_schedules():
+    assert train.Constant()(12345) == 1.0
+    step = train.StepDecay(every=100, factor=0.5)
+    assert [step(e) for e in (0, 99, 100, 250)] == [1.0, 1.0, 0.5, 0.25]
+    cosine = train.Cosine(total=1000)
+    assert cosine(0) == 1.0 and cosine(500) == pytest.approx(0.5) and cosine(1000) == 0.0
+    assert cosine(2000) == 0.0
+    halves = train.make_schedule("step", 1000)
+    assert [halves(e) for e in (0, 499, 500, 749, 750)] == [1.0, 1.0, 0.1, 0.1, 0.01]
+    with pytest.raises(ValueError, match="unknown schedule 'linear'"):
+        train.make_schedule("linear", 10)
+
+
+def test_smoothed_loss_is_a_trailing_mean():
+    history = train.History(loss=[4.0, 2.0, 0.0, 2.0])
+    assert np.allclose(history.smoothed_loss(window=2), [4.0, 3.0, 1.0, 1.0])
+    assert np.allclose(history.smoothed_loss(window=10), [4.0, 3.0, 2.0, 2.0])
+
+
+# ---------------------------------------------------------------------------------- trainer
+
+def test_step_returns_the_loss_and_records_history():
+    trainer = _trainer(batch_size=20)
+    loss = trainer.step()
+    assert isinstance(loss, float) and 0 < loss < 20
+    history = trainer.history
+    assert trainer.examples_seen == 20 and history.examples == [20] and history.loss == [loss]
+    assert history.lr == [0.01] and len(history.forward_ms) == len(history.backward_ms) == 1
+    assert history.forward_ms[0] > 0 and history.backward_ms[0] > 0
+
+
+def test_every_epoch_visits_every_example_once_in_a_new_order():
+    n = 50
+    images = np.zeros((n, 28, 28), dtype=np.uint8)
+    images[:, 0, 0] = np.arange(n)  # each image carries its index in one pixel
+    seen = []
+
+    def record(x, rng):
+        seen.extend(np.rint(x[:, 0, 0, 0] * 255).astype(int))
+        return train.CenterCrop(24)(x)
+
+    trainer = train.Trainer(models.seed_net(rng=np.random.default_rng(0)), images,
+                            np.zeros(n, dtype=np.int64), batch_size=20, rng=0, augment=record)
+    trainer.fit(epochs=2)
+    assert trainer.examples_seen == 100 and trainer.epochs_done == 2
+    assert len(trainer.history.loss) == 6  # batches of 20, 20, 10 per epoch
+    first, second = seen[:n], seen[n:]
+    assert sorted(first) == sorted(second) == list(range(n))
+    assert first != second and first != list(range(n))
+
+
+def test_seeded_runs_reproduce_exactly():
+    def run():
+        trainer = _trainer(batch_size=10, validate_every=100)
+        trainer.fit(epochs=1)
+        params = [param.copy() for _, param, _ in trainer.net.parameters()]
+        return trainer.history, params
+
+    (history1, params1), (history2, params2) = run(), run()
+    assert history1.loss == history2.loss and history1.val_accuracy == history2.val_accuracy
+    assert all(np.array_equal(a, b) for a, b in zip(params1, params2))
+    other = _trainer(seed=1, batch_size=10)
+    other.fit(epochs=1)
+    assert other.history.loss != history1.loss
+
+
+def test_training_learns_the_fake_digits():
+    trainer = _trainer(n=400, batch_size=20, validate_every=None)
+    before = trainer.evaluate()
+    trainer.fit(epochs=3)
+    assert trainer.history.val_accuracy[-1] > max(0.6, before + 0.3)
+    assert np.mean(trainer.history.loss[-10:]) < np.mean(trainer.history.loss[:10])
+
+
+def test_validation_every_n_examples_and_at_the_end():
+    trainer = _trainer(n=200, batch_size=20, validate_every=60)
+    trainer.fit(epochs=1)
+    assert trainer.history.val_examples == [60, 120, 180, 200]
+    assert all(0 <= a <= 1 for a in trainer.history.val_accuracy)
+    assert trainer.evaluate(limit=10) in {i / 10 for i in range(11)}
+
+
+def test_lr_and_momentum_can_change_between_steps():
+    trainer = _trainer(optimizer=SGD(lr=0.01, momentum=0.9))
+    trainer.step()
+    trainer.optimizer.lr, trainer.optimizer.momentum = 0.002, 0.5
+    trainer.step()
+    assert trainer.history.lr == [0.01, 0.002]
+
+
+def test_schedule_sets_the_learning_rate_each_step():
+    trainer = _trainer(n=100, batch_size=10, schedule=train.StepDecay(every=50, factor=0.5),
+                       optimizer=SGD(lr=0.1, momentum=0.9))
+    trainer.run(steps=10)
+    assert trainer.history.lr == [0.1] * 5 + [0.05] * 5
+    trainer.base_lr = 0.02
+    trainer.step()
+    assert trainer.history.lr[-1] == pytest.approx(0.02 * 0.25)
+
+
+def test_callbacks_hear_every_event_and_can_stop_a_run():
+    class Recorder(train.Callback):
+        def __init__(self):
+            self.events = []
+
+        def on_run_start(self, trainer):
+            self.events.append("start")
+
+        def on_step(self, trainer, loss):
+            self.events.append("step")
+            if len(trainer.history.loss) == 7:
+                trainer.stop()
+
+        def on_validation(self, trainer, accuracy):
+            self.events.append("validation")
+
+        def on_epoch_end(self, trainer):
+            self.events.append("epoch")
+
+        def on_run_end(self, trainer):
+            self.events.append("end")
+
+    recorder = Recorder()
+    trainer = _trainer(n=100, batch_size=20, validate_every=40, callbacks=[recorder])
+    trainer.fit(epochs=3)
+    assert trainer.examples_seen == 140
+    # examples after each step: 20, 40 (validate), 60, 80 (validate), 100 (epoch ends),
+    # 120 (validate), 140 (stop)
+    assert recorder.events == (["start"] + ["step"] * 2 + ["validation"] + ["step"] * 2
+                               + ["validation", "step", "epoch", "step", "validation", "step"]
+                               + ["end"])
+
+
+def test_progress_bar_counts_examples(capsys):
+    bar = train.ProgressBar(every=3)
+    trainer = _trainer(n=100, batch_size=20, callbacks=[bar])
+    trainer.fit(epochs=1)
+    assert bar.bar is None  # closed at the end
+    err = capsys.readouterr().err
+    assert "100/100" in err and "val=" in err
+
+
+def test_trainer_rejects_bad_arguments():
+    images, labels = _fake_digits(10)
+    net = models.seed_net(rng=np.random.default_rng(0))
+    with pytest.raises(ValueError, match="batch_size"):
+        train.Trainer(net, images, labels, batch_size=0)
+    with pytest.raises(ValueError, match=r"labels of shape \(10,\)"):
+        train.Trainer(net, images, labels[:5])
+    with pytest.raises(ValueError, match="both x_val and y_val"):
+        train.Trainer(net, images, labels, images)
+    trainer = train.Trainer(net, images, labels)
+    with pytest.raises(ValueError, match="exactly one of"):
+        trainer.run()
+    with pytest.raises(ValueError, match="no validation set"):
+        trainer.evaluate()
+
+
+def test_a_diverging_run_says_what_to_do():
+    trainer = _trainer()
+    trainer.net[-1].params["W"][0, 0] = np.inf  # what a far too large step ends in
+    with pytest.raises(FloatingPointError, match="learning rate"):
+        with np.errstate(all="ignore"):
+            trainer.step()
+
+
+def test_fit_function_returns_the_history():
+    images, labels = _fake_digits(120)
+    net = models.seed_net(rng=np.random.default_rng(0))
+    history = train.fit(net, images[:100], labels[:100], images[100:], labels[100:], epochs=1,
+                        schedule="cosine", rng=0)
+    assert history.examples[-1] == 100 and len(history.val_accuracy) == 1
+    assert history.lr[0] == 0.01 and history.lr[-1] < 0.001
+    summary = history.summary()
+    assert summary["steps"] == 5 and summary["examples"] == 100
+
+
+# ------------------------------------------------------------------------------- evaluation
+
+def test_crop_evaluation_is_deterministic_for_a_seed():
+    images, labels = _fake_digits(200)
+    net = models.seed_net(rng=np.random.default_rng(0))
+    p1 = train.predict_proba(net, images, crops=4, seed=5)
+    p2 = train.predict_proba(net, images, crops=4, seed=5)
+    p3 = train.predict_proba(net, images, crops=4, seed=6)
+    assert p1.shape == (200, 10) and np.allclose(p1.sum(axis=1), 1, atol=1e-5)
+    assert np.array_equal(p1, p2) and not np.array_equal(p1, p3)
+    centre = train.predict_proba(net, images)
+    x = train.as_float_images(images)[:, :, 2:26, 2:26]
+    assert np.array_equal(centre, net.predict_proba(np.ascontiguousarray(x)))
+    accuracy = train.evaluate(net, images, labels, crops=4, seed=5)
+    assert accuracy == np.mean(p1.argmax(axis=1) == labels)
+    with pytest.raises(ValueError, match="crops"):
+        train.predict_proba(net, images, crops=0)
+
+
+def test_per_class_accuracy():
+    predictions = np.array([0, 1, 1, 2, 0])
+    labels = np.array([0, 1, 2, 2, 1])
+    accuracy = train.per_class_accuracy(predictions, labels, num_classes=4)
+    assert np.allclose(accuracy[:3], [1.0, 0.5, 0.5]) and np.isnan(accuracy[3])
+
+
+# ------------------------------------------------------------------------- real MNIST, CLI
+
+@pytest.fixture(scope="module")
+def mnist():
+    from cnnlib import data
+
+    return data.load_mnist_split(progress=False)
+
+
+@pytest.mark.slow
+def test_a_few_hundred_steps_on_mnist_beat_chance_by_far(mnist):
+    rng = np.random.default_rng(0)
+    trainer = train.Trainer(models.seed_net(rng=rng), mnist.x_train[:6000],
+                            mnist.y_train[:6000], mnist.x_val[:1000], mnist.y_val[:1000],
+                            rng=rng, validate_every=None)
+    trainer.run(steps=300)
+    loss = trainer.history.loss
+    assert np.mean(loss[-50:]) < 0.6 * np.mean(loss[:50])
+    assert trainer.evaluate() > 0.8  # chance is 0.1
+
+
+@pytest.mark.slow
+def test_cli_train_then_evaluate(tmp_path, capsys, mnist):
+    out = tmp_path / "tiny.npz"
+    code = main(["train", "--train-size", "300", "--val-size", "200", "--test-size", "500",
+                 "--epochs", "1", "--validate-every", "100", "--seed", "3", "--quiet",
+                 "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert len(ACCURACY_LINE.findall(printed)) == 1
+    assert re.search(r"^validation accuracy: [01]\.\d{4}$", printed, re.MULTILINE)
+    header = models.read_header(out)
+    info = header["info"]
+    assert info["recipe"]["seed"] == 3 and info["recipe"]["train_size"] == 300
+    assert info["history"]["examples"] == 300 and info["test_examples"] == 500
+    accuracy = float(ACCURACY_LINE.search(printed).group().split()[-1])
+    assert accuracy == pytest.approx(info["test_accuracy"], abs=5e-5)
+    assert info["command"].startswith("python -m cnnlib train --model seed --epochs 1")
+
+    assert main(["evaluate", str(out), "--test-size", "500", "--quiet"]) == 0
+    evaluated = capsys.readouterr().out
+    assert ACCURACY_LINE.search(evaluated).group() == ACCURACY_LINE.search(printed).group()
+    digit_lines = re.findall(r"^  (\d): [01]\.\d{4} \((\d+)/(\d+)\)$", evaluated, re.MULTILINE)
+    assert [int(d) for d, _, _ in digit_lines] == list(range(10))
+    assert sum(int(total) for _, _, total in digit_lines) == 500
+
+    runs = []
+    for seed in ("1", "1", "2"):
+        assert main(["evaluate", str(out), "--test-size", "500", "--crops", "4",
+                     "--seed", seed, "--quiet"]) == 0
+        runs.append(capsys.readouterr().out)
+    assert runs[0] == runs[1] and ACCURACY_LINE.search(runs[0])
+    assert "4 random crops (seed 2)" in runs[2]
+
+
+def test_cli_evaluate_missing_file(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "none.npz"), "--quiet"]) == 1
+    assert f"no model file at {tmp_path / 'none.npz'}" in capsys.readouterr().err
+
+
+def test_cli_help_mentions_every_option(capsys):
+    for command, options in [("train", ["--epochs", "--batch-size", "--lr", "--momentum",
+                                        "--weight-decay", "--schedule", "--seed",
+                                        "--validate-every", "--full-train", "--out"]),
+                             ("evaluate", ["--crops", "--seed"])]:
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0
+        text = capsys.readouterr().out
+        assert all(option in text for option in options)
