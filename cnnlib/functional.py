@@ -130,31 +130,65 @@ def flatten_backward(dout, cache):
 
 
 # ----------------------------------------------------------------------------------- convolution
+#
+# Memory layout. Every function here takes and returns NCHW arrays, but the convolution's matrix
+# product naturally produces channels-last memory (one row per output pixel, one column per
+# filter), so its output is a transposed *view* of an (N, H, W, C) array. ReLU and pooling keep
+# whatever memory order they get, so the next convolution finds channels-last memory again and
+# its im2col copies long runs of consecutive numbers. Any other layout gives the same numbers,
+# only more slowly.
 
-def _pad(x, padding):
+def _pad(x_nhwc, padding):
+    """Zero-pad the two spatial axes of a channels-last array (N, H, W, C)."""
     if padding == 0:
-        return x
-    return np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+        return x_nhwc
+    return np.pad(x_nhwc, ((0, 0), (padding, padding), (padding, padding), (0, 0)))
 
 
-def _windows(xp, kernel_size, stride):
-    """Every k x k window of xp: (N, C, H_out, W_out, k, k), a strided view (no copy)."""
-    view = sliding_window_view(xp, (kernel_size, kernel_size), axis=(2, 3))
-    return view[:, :, ::stride, ::stride]
+def _tap_major(C):
+    """Whether im2col stores its matrix tap by tap (True) instead of window by window (False).
 
-
-def _scatter_windows(dwin, input_shape, stride):
-    """The adjoint of ``_windows``: add each window's gradient back where the window came from.
-
-    dwin: (N, C, H_out, W_out, k, k). Returns an array of ``input_shape`` (N, C, H, W). This is
-    col2im: one strided slice per kernel offset (k * k additions), each covering every window.
+    In channels-last memory one window row is k * C consecutive numbers, while one tap (u, v) of
+    a whole image row is W_out numbers C apart. Copying runs of consecutive numbers is what is
+    fast, so with a single channel (window rows of only k numbers) we copy tap by tap.
     """
-    N, C, H_out, W_out, k, _ = dwin.shape
-    dx = np.zeros(input_shape, dtype=dwin.dtype)
-    for i in range(k):
-        for j in range(k):
-            dx[:, :, i:i + stride * H_out:stride, j:j + stride * W_out:stride] += dwin[..., i, j]
-    return dx
+    return C == 1
+
+
+def _im2col(xp, k, stride, H_out, W_out):
+    """Every k x k window of the padded channels-last input as one row, plus a column of ones.
+
+    xp: (N, H, W, C). Returns cols: (N * H_out * W_out, k * k * C + 1); row (n, i, j) holds the
+    window at output position (i, j) in (u, v, c) order, then a 1 that multiplies the bias (the
+    "bias trick": one matrix product gives x W + b, and its gradient gives db along with dW).
+    """
+    N, C = xp.shape[0], xp.shape[3]
+    windows = sliding_window_view(xp, (k, k), axis=(1, 2))[:, ::stride, ::stride]  # (N, Ho, Wo, C, k, k) view
+    taps, rows = k * k * C, N * H_out * W_out
+    if _tap_major(C):
+        cols_T = np.empty((taps + 1, rows), dtype=xp.dtype)   # the same matrix, stored transposed
+        cols_T[:taps].reshape(k, k, C, N, H_out, W_out)[...] = windows.transpose(4, 5, 3, 0, 1, 2)
+        cols_T[taps] = 1
+        return cols_T.T
+    cols = np.empty((rows, taps + 1), dtype=xp.dtype)
+    cols[:, :taps].reshape(N, H_out, W_out, k, k, C)[...] = windows.transpose(0, 1, 2, 4, 5, 3)
+    cols[:, taps] = 1
+    return cols
+
+
+def _col2im(dtaps, xp_shape, stride):
+    """The adjoint of im2col: add every window's gradient back where the window was copied from.
+
+    dtaps: (k, k, N, H_out, W_out, C), the gradient of each tap (u, v) of every window.
+    Returns dxp: (N, H, W, C), the gradient w.r.t. the padded channels-last input: one strided
+    slice per tap (k * k additions), each covering every window at once.
+    """
+    k, _, N, H_out, W_out, C = dtaps.shape
+    dxp = np.zeros(xp_shape, dtype=dtaps.dtype)
+    for u in range(k):
+        for v in range(k):
+            dxp[:, u:u + stride * H_out:stride, v:v + stride * W_out:stride] += dtaps[u, v]
+    return dxp
 
 
 def _check_conv(x, W, b, stride, padding):
@@ -191,24 +225,26 @@ def conv2d_forward(x, W, b, stride=1, padding=0):
     where xp is x zero-padded by ``padding`` on each side and s is ``stride``.
     Returns out: (N, F, H_out, W_out) and the cache.
 
-    The windows of xp, gathered into one row each (im2col: (N * H_out * W_out, C * k * k)), times
-    the filters as columns ((C * k * k, F)) give every output at once.
+    The windows of xp, gathered into one row each (im2col: (N * H_out * W_out, k * k * C)), times
+    the filters as columns ((k * k * C, F)) give every output at once. The product has one row
+    per output pixel (n, i, j) and one column per filter f: channels-last memory, of which the
+    NCHW output is a transposed view (see "Memory layout" above).
     """
     _check_conv(x, W, b, stride, padding)
     N, C, H, Wd = x.shape
     F, _, k, _ = W.shape
-    xp = _pad(x, padding)
-    windows = _windows(xp, k, stride)                           # (N, C, Ho, Wo, k, k) view
-    H_out, W_out = windows.shape[2], windows.shape[3]
-    cols = windows.transpose(0, 2, 3, 1, 4, 5).reshape(N * H_out * W_out, C * k * k)  # copy
-    out = cols @ W.reshape(F, C * k * k).T                      # (N * Ho * Wo, F)
-    out += b
+    H_out, W_out = output_size(H, k, stride, padding), output_size(Wd, k, stride, padding)
+    xp = _pad(x.transpose(0, 2, 3, 1), padding)             # (N, Hp, Wp, C), a view when padding=0
+    cols = _im2col(xp, k, stride, H_out, W_out)             # (N * Ho * Wo, k * k * C + 1)
+    # Each filter as a row in the windows' (u, v, c) order, followed by its bias.
+    Wb = np.concatenate([W.transpose(0, 2, 3, 1).reshape(F, k * k * C), b[:, None]], axis=1)
+    out = cols @ Wb.T                                       # (N * Ho * Wo, F) = x W + b
     out = out.reshape(N, H_out, W_out, F).transpose(0, 3, 1, 2)
     cache = (x.shape, xp.shape, cols, W, stride, padding)
     return out, cache
 
 
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, input_grad=True):
     """Gradients of the convolution. dout: (N, F, H_out, W_out).
 
     Returns dx: (N, C, H, W), dW: (F, C, k, k), db: (F,):
@@ -217,18 +253,27 @@ def conv2d_backward(dout, cache):
       dxp[n, c, y, x] = sum over every (f, i, j, u, v) whose window touches (y, x) of
                         dout[n, f, i, j] * W[f, c, u, v]
     (for stride 1 the last one is the full convolution of dout with the flipped kernels).
+    ``input_grad=False`` skips dx (returned as None): a first layer's input needs no gradient.
     """
     x_shape, xp_shape, cols, W, stride, padding = cache
     N, F, H_out, W_out = dout.shape
     _, C, k, _ = W.shape
-    dout_rows = dout.transpose(0, 2, 3, 1).reshape(N * H_out * W_out, F)
-    db = dout_rows.sum(axis=0)
-    dW = (dout_rows.T @ cols).reshape(W.shape)
-    dcols = dout_rows @ W.reshape(F, C * k * k)                 # (N * Ho * Wo, C * k * k)
-    dwin = dcols.reshape(N, H_out, W_out, C, k, k).transpose(0, 3, 1, 2, 4, 5)
-    dxp = _scatter_windows(dwin, xp_shape, stride)
+    dout_rows = dout.transpose(0, 2, 3, 1).reshape(N * H_out * W_out, F)  # a view if channels-last
+    dWb = dout_rows.T @ cols                                # (F, k * k * C + 1); the ones column gives db
+    dW = dWb[:, :-1].reshape(F, k, k, C).transpose(0, 3, 1, 2)
+    db = dWb[:, -1]
+    if not input_grad:
+        return None, dW, db
+    # dtaps[u, v] = dout_rows @ W[:, :, u, v]: the gradient of tap (u, v) of every window.
+    if _tap_major(C):
+        # One channel: a single product, (k * k, F) @ (F, rows), lists the taps one after another.
+        dtaps = W.reshape(F, k * k).T @ dout_rows.T
+    else:
+        dtaps = np.matmul(dout_rows, W.transpose(2, 3, 0, 1))  # (k, k, rows, C), k * k products
+    dtaps = dtaps.reshape(k, k, N, H_out, W_out, C)
+    dxp = _col2im(dtaps, xp_shape, stride)                  # (N, Hp, Wp, C)
     H, Wd = x_shape[2], x_shape[3]
-    dx = dxp[:, :, padding:padding + H, padding:padding + Wd]
+    dx = dxp[:, padding:padding + H, padding:padding + Wd].transpose(0, 3, 1, 2)
     return dx, dW, db
 
 
@@ -246,17 +291,32 @@ def _check_pool(x, kernel_size, stride):
         )
 
 
+def _tap_slices(k, stride, H_out, W_out):
+    """For each tap (u, v) of a k x k window, the slices of (H, W) that it reads in every window."""
+    return [(slice(u, u + stride * H_out, stride), slice(v, v + stride * W_out, stride))
+            for u in range(k) for v in range(k)]
+
+
 def maxpool2d_forward(x, kernel_size, stride=None):
     """Max-pooling over k x k windows. x: (N, C, H, W) -> out: (N, C, H_out, W_out).
 
     out[n, c, i, j] = max_{u, v} x[n, c, s*i + u, s*j + v], with stride s (default: k).
     Windows may overlap (s < k); rows and columns that no window reaches get no gradient.
+
+    Tap (u, v) of every window at once is the strided slice x[:, :, u::s, v::s]. The k * k taps
+    are copied one after another into ``taps`` (channels-last, like the convolution's output), so
+    the maximum, and the backward pass's comparisons, run over contiguous memory.
     """
     stride = kernel_size if stride is None else stride
     _check_pool(x, kernel_size, stride)
-    windows = _windows(x, kernel_size, stride)                  # (N, C, Ho, Wo, k, k) view
-    out = windows.max(axis=(4, 5))
-    cache = (x, out, kernel_size, stride)
+    N, C, H, W = x.shape
+    H_out, W_out = output_size(H, kernel_size, stride), output_size(W, kernel_size, stride)
+    x_nhwc = x.transpose(0, 2, 3, 1)                        # a view; no copy for our layers' outputs
+    taps = np.empty((kernel_size * kernel_size, N, H_out, W_out, C), dtype=x.dtype)
+    for t, (rows, cols) in enumerate(_tap_slices(kernel_size, stride, H_out, W_out)):
+        taps[t] = x_nhwc[:, rows, cols]
+    out = taps.max(axis=0).transpose(0, 3, 1, 2)            # (N, C, H_out, W_out)
+    cache = (x.shape, taps, out, kernel_size, stride)
     return out, cache
 
 
@@ -272,21 +332,19 @@ def maxpool2d_backward(dout, cache, ties="split"):
     """
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}; got {ties!r}")
-    x, out, k, stride = cache
-    windows = _windows(x, k, stride)
-    is_max = windows == out[..., None, None]                    # (N, C, Ho, Wo, k, k)
+    x_shape, taps, out, k, stride = cache
+    N, C, H, W = x_shape
+    out_nhwc, dout_nhwc = out.transpose(0, 2, 3, 1), dout.transpose(0, 2, 3, 1)
+    is_max = taps == out_nhwc                               # (k * k, N, H_out, W_out, C)
     if ties == "first":
-        N, C, H_out, W_out = out.shape
-        first = is_max.reshape(N, C, H_out, W_out, k * k).argmax(axis=-1)
-        is_max = np.zeros((N, C, H_out, W_out, k * k), dtype=bool)
-        np.put_along_axis(is_max, first[..., None], True, axis=-1)
-        is_max = is_max.reshape(N, C, H_out, W_out, k, k)
-        share = dout
+        is_max &= np.cumsum(is_max, axis=0) == 1            # only the first tap that is a maximum
+        dtaps = is_max * dout_nhwc
     else:
-        share = dout / is_max.sum(axis=(4, 5))
-    dwin = is_max * share[..., None, None]
-    if k == stride and x.shape[2] % k == 0 and x.shape[3] % k == 0:
-        # Windows tile the input exactly: the scatter is a reshape.
-        N, C, H, Wd = x.shape
-        return dwin.transpose(0, 1, 2, 4, 3, 5).reshape(N, C, H, Wd)
-    return _scatter_windows(dwin, x.shape, stride)
+        dtaps = is_max * (dout_nhwc / is_max.sum(axis=0, dtype=dout.dtype))  # count >= 1
+    dx_nhwc = np.zeros((N, H, W, C), dtype=dtaps.dtype)
+    for t, (rows, cols) in enumerate(_tap_slices(k, stride, out.shape[2], out.shape[3])):
+        if stride < k:
+            dx_nhwc[:, rows, cols] += dtaps[t]              # overlapping windows: collect from each
+        else:
+            dx_nhwc[:, rows, cols] = dtaps[t]               # disjoint windows: one write per input
+    return dx_nhwc.transpose(0, 3, 1, 2)
