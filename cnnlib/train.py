@@ -48,7 +48,6 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .losses import softmax_cross_entropy
 from .optim import SGD
@@ -58,6 +57,7 @@ __all__ = [
     "as_float_images", "RandomCrop", "CenterCrop", "Compose",
     "Constant", "StepDecay", "Cosine", "make_schedule", "SCHEDULES",
     "Callback", "ProgressBar", "Recipe", "train_recipe",
+    "AUGMENTATIONS", "make_augment",
 ]
 
 
@@ -106,16 +106,25 @@ class RandomCrop:
 
     def __init__(self, size=24):
         self.size = int(size)
+        self._offsets = {}  # (C, H, W) -> flat offsets of a crop's pixels from its corner
+
+    def _crop_offsets(self, channels, height, width):
+        key = (channels, height, width)
+        if key not in self._offsets:
+            c, i, j = np.ogrid[:channels, :self.size, :self.size]
+            self._offsets[key] = (c * height * width + i * width + j)[None]  # (1, C, size, size)
+        return self._offsets[key]
 
     def __call__(self, x, rng):
         _crop_size_check(x, self.size, "RandomCrop")
-        n = len(x)
-        height, width = x.shape[-2:]
+        n, channels, height, width = x.shape
         top = rng.integers(0, height - self.size + 1, size=n)
         left = rng.integers(0, width - self.size + 1, size=n)
-        # windows[n, c, i, j] is the crop at corner (i, j): a view, so the gather is the only copy.
-        windows = sliding_window_view(x, (self.size, self.size), axis=(-2, -1))
-        return windows[np.arange(n), :, top, left]  # (B, C, size, size)
+        # One flat gather: pixel (c, i, j) of crop k is element corner_k + offset(c, i, j) of x.
+        # (Same result as indexing a sliding_window_view, at a fraction of the Python overhead.)
+        corners = (np.arange(n) * (channels * height * width) + top * width + left)
+        flat = np.ascontiguousarray(x).reshape(-1)
+        return flat[corners[:, None, None, None] + self._crop_offsets(channels, height, width)]
 
     def __repr__(self):
         return f"RandomCrop({self.size})"
@@ -229,6 +238,25 @@ class _HalfAndThreeQuarters:
 
     def __repr__(self):
         return f"make_schedule('step', {self.total})"
+
+
+AUGMENTATIONS = ("crop", "affine", "elastic")
+
+
+def make_augment(name, size=24):
+    """An augmentation by name (the CLI's ``--augment``): "crop" (``RandomCrop(size)``, the
+    original's); "affine" (``cnnlib.augment.RandomAffine``: rotation +-10 degrees, scale +-10%,
+    shift +-2 pixels, resampled onto the size x size grid); "elastic" (affine plus an elastic
+    distortion, alpha 8, sigma 3)."""
+    from .augment import RandomAffine
+
+    if name == "crop":
+        return RandomCrop(size)
+    if name == "affine":
+        return RandomAffine(size, rotation=10, scale=0.1, shift=2)
+    if name == "elastic":
+        return RandomAffine(size, rotation=10, scale=0.1, shift=2, elastic_alpha=8, elastic_sigma=3)
+    raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
 
 
 # ------------------------------------------------------------------------------------ callbacks
@@ -635,6 +663,7 @@ class Recipe:
     momentum: float = 0.9
     weight_decay: float = 0.0
     schedule: str = "constant"
+    augment: str = "crop"
     seed: int = 0
     validate_every: int = 10_000
     full_train: bool = False
@@ -670,6 +699,7 @@ def train_recipe(recipe, split, *, progress=True, callbacks=()):
                       optimizer=SGD(recipe.lr, momentum=recipe.momentum,
                                     weight_decay=recipe.weight_decay),
                       batch_size=recipe.batch_size, rng=rng, schedule=schedule,
+                      augment=make_augment(recipe.augment),
                       validate_every=recipe.validate_every, callbacks=callbacks)
     trainer.fit(recipe.epochs)
     return trainer
