@@ -118,6 +118,8 @@ def _train_command(recipe, args: argparse.Namespace) -> str:
              f"--momentum {recipe.momentum:g}", f"--weight-decay {recipe.weight_decay:g}",
              f"--schedule {recipe.schedule}", f"--seed {recipe.seed}",
              f"--validate-every {recipe.validate_every}"]
+    if recipe.augment != "crop":
+        words.append(f"--augment {recipe.augment}")
     if recipe.full_train:
         words.append("--full-train")
     for flag, value in [("--train-size", recipe.train_size), ("--val-size", recipe.val_size),
@@ -136,7 +138,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     recipe = train.Recipe(
         model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
-        seed=args.seed, validate_every=args.validate_every, full_train=args.full_train,
+        augment=args.augment, seed=args.seed, validate_every=args.validate_every, full_train=args.full_train,
         train_size=args.train_size, val_size=args.val_size)
     split = data.load_mnist_split(progress=not args.quiet)
     start = time.perf_counter()
@@ -193,7 +195,7 @@ def _positive_int(text: str) -> int:
 def _add_training_commands(commands) -> None:
     """The ``train`` and ``evaluate`` subcommands."""
     from cnnlib.models import MODELS
-    from cnnlib.train import SCHEDULES
+    from cnnlib.train import AUGMENTATIONS, SCHEDULES
 
     train = commands.add_parser(
         "train",
@@ -215,6 +217,10 @@ def _add_training_commands(commands) -> None:
     train.add_argument("--schedule", default="constant", choices=SCHEDULES,
                        help="learning-rate schedule over the run: constant, step (x0.1 at 1/2 "
                        "and again at 3/4), cosine (to 0) (default: constant)")
+    train.add_argument("--augment", default="crop", choices=AUGMENTATIONS,
+                       help="crop: random 24x24 crops (default); affine: random rotation "
+                       "(+-10 deg), scale (+-10%%) and shift (+-2 px); elastic: affine plus "
+                       "elastic distortion")
     train.add_argument("--seed", type=int, default=0,
                        help="seed of the one random generator: weights, shuffles, crops")
     train.add_argument("--validate-every", type=_positive_int, default=10_000, metavar="N",
