@@ -9,7 +9,8 @@ not change must give an empty `git diff`. This tool therefore:
 
 - runs each notebook with nbclient in a fresh kernel of *this* Python environment (the same
   interpreter as `sys.executable`, like nbval's `--nbval-current-env`), with the notebook's folder as
-  the working directory and PYTHONHASHSEED=0; notebooks seed their own random generators;
+  the working directory, PYTHONHASHSEED=0 and (unless set) OPENBLAS_NUM_THREADS=1, as
+  notebooks/conftest.py gives nbval's kernels; notebooks seed their own random generators;
 - numbers the code cells 1, 2, 3, ... (a fresh top-to-bottom run) and gives the cells stable ids
   (``cell-000``, ``cell-001``, ...);
 - drops what changes on every run without meaning anything: execution timestamps in cell metadata,
@@ -44,8 +45,11 @@ NOTEBOOK_DIR = REPO / "notebooks"
 NOTEBOOK_NAME = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
 KERNEL_NAME = "python3"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-# Environment every run gets; the kernel inherits it.
+# Environment every run gets; the kernel inherits it. notebooks/conftest.py gives nbval's kernels
+# the same. One BLAS thread: OpenBLAS threads spin on a busy 2-core machine (16x slower small
+# matrix products measured); results do not depend on the thread count. A value already set wins.
 DETERMINISTIC_ENV = {"PYTHONHASHSEED": "0"}
+DEFAULT_ENV = {"OPENBLAS_NUM_THREADS": "1"}
 # Cell metadata worth keeping (tags drive nbval; "jupyter" holds collapsed/hidden flags).
 KEEP_CELL_METADATA = ("tags", "jupyter", "collapsed", "scrolled", "editable", "deletable")
 LANGUAGE_INFO = {
@@ -198,6 +202,8 @@ def main(argv=None) -> int:
             print(f"not a notebook file: {path} (expected an existing .ipynb)", file=sys.stderr)
             return 2
     os.environ.update(DETERMINISTIC_ENV)
+    for name, value in DEFAULT_ENV.items():
+        os.environ.setdefault(name, value)
     failed, changed = [], []
     for path in paths:
         shown = path.relative_to(REPO) if path.is_relative_to(REPO) else path
