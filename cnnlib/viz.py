@@ -294,7 +294,8 @@ def plot_history(loss_examples, losses, val_examples, val_accuracies, fig=None, 
     ax_loss, ax_acc = fig.subplots(1, 2)
     plot_loss(ax_loss, loss_examples, losses, window)
     plot_accuracy(ax_acc, val_examples, val_accuracies)
-    fig.tight_layout()
+    # Fixed margins, not tight_layout: this figure is redrawn live and tight_layout draws twice.
+    fig.subplots_adjust(left=0.07, right=0.985, bottom=0.15, top=0.9, wspace=0.22)
     return fig
 
 
