@@ -20,6 +20,8 @@ What it trades away: sized for a 15-minute training run on 2 CPU cores, not for 
 (no residual connections, no ensembles, no test-time augmentation).
 """
 
+import numpy as np
+
 from .batchnorm import BatchNorm2d
 from .dropout import Dropout
 from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
@@ -28,26 +30,27 @@ from .network import Sequential
 __all__ = ["deep_net"]
 
 
-def _block(in_channels, out_channels, rng):
+def _block(in_channels, out_channels, rng, dtype):
     """conv 3x3 'same' -> batch norm -> ReLU -> max-pool 2: (N, in, H, W) -> (N, out, H/2, W/2)."""
-    return [Conv2d(in_channels, out_channels, 3, padding=1, rng=rng), BatchNorm2d(out_channels),
-            ReLU(), MaxPool2d(2)]
+    return [Conv2d(in_channels, out_channels, 3, padding=1, rng=rng, dtype=dtype),
+            BatchNorm2d(out_channels, dtype=dtype), ReLU(), MaxPool2d(2)]
 
 
-def deep_net(rng=None, width=32, dropout=0.25):
+def deep_net(rng=None, width=32, dropout=0.25, *, dtype=np.float32):
     """The deeper network for 24x24 digits (float32): with width 32, 104,650 parameters.
 
     rng: numpy Generator for the initial weights and the dropout masks (None: fresh entropy).
     width: channels of the first block (the next blocks have 2x and 4x as many).
     dropout: drop probability before the linear layer (0: no Dropout layer).
+    dtype: np.float32 for training, np.float64 for gradient checks.
     """
     if not isinstance(width, int) or width < 1:
         raise ValueError(f"deep_net needs an integer width >= 1; got {width!r}")
     if not 0 <= dropout < 1:
         raise ValueError(f"deep_net needs a dropout probability in [0, 1); got {dropout!r}")
-    layers = (_block(1, width, rng) + _block(width, 2 * width, rng)
-              + _block(2 * width, 4 * width, rng) + [Flatten()])
+    layers = (_block(1, width, rng, dtype) + _block(width, 2 * width, rng, dtype)
+              + _block(2 * width, 4 * width, rng, dtype) + [Flatten()])
     if dropout:
         layers.append(Dropout(dropout, rng=rng))
-    layers.append(Linear(4 * width * 3 * 3, 10, rng=rng))
+    layers.append(Linear(4 * width * 3 * 3, 10, rng=rng, dtype=dtype))
     return Sequential(*layers)
