@@ -159,8 +159,9 @@ class TrainingDashboard:
         self.batch_size_box.observe(self._on_recipe_change, "value")
         self.weight_decay_box.observe(self._on_recipe_change, "value")
 
-        self.stats = W.HTML(layout=W.Layout(min_width="260px"))
-        self.plot_image = W.Image(format="png", layout=W.Layout(width="760px"))
+        self.stats = W.HTML(layout=W.Layout(width="300px", flex="0 0 auto"))
+        # The plot shrinks with the notebook's width (the PNG keeps its aspect ratio).
+        self.plot_image = W.Image(format="png", layout=W.Layout(width="100%", max_width="820px"))
 
         # Analysis tabs: each has a button and an image filled when the button is pressed.
         self.filters_button = W.Button(description="Draw filters", icon="th")
@@ -203,7 +204,8 @@ class TrainingDashboard:
             W.HBox([self.run_button, self.new_button, self.validate_button]),
             W.HBox([self.lr_slider, self.momentum_slider]),
             W.HBox([self.batch_size_box, self.weight_decay_box]),
-            W.HBox([self.stats, self.plot_image]),
+            W.HBox([self.stats, W.Box([self.plot_image],
+                                      layout=W.Layout(flex="1 1 0%", min_width="0"))]),
             tabs,
         ])
         self._set_status("ready: press Start")
@@ -343,10 +345,10 @@ class TrainingDashboard:
             rows.append(("validation", f"{history.val_accuracy[-1]:.2%} at "
                                        f"{history.val_examples[-1]:,} examples"))
         optimizer = trainer.optimizer
-        rows.append(("recipe", f"lr {optimizer.lr:.3g}, momentum {optimizer.momentum:.2f}, "
-                               f"batch {trainer.batch_size}, weight decay "
-                               f"{optimizer.weight_decay:g}"))
-        cells = "".join(f"<tr><td style='padding-right:1em'>{html.escape(k)}</td>"
+        rows.append(("SGD", f"lr {optimizer.lr:.3g}, momentum {optimizer.momentum:.2f}"))
+        rows.append(("", f"batch {trainer.batch_size}, weight decay {optimizer.weight_decay:g}"))
+        cells = "".join(f"<tr><td style='padding-right:1em; white-space:nowrap'>"
+                        f"{html.escape(k)}</td>"
                         f"<td><b>{html.escape(v)}</b></td></tr>" for k, v in rows)
         self.stats.value = f"<table style='font-size:90%'>{cells}</table>"
 
