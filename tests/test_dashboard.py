@@ -189,3 +189,104 @@ def test_closed_dashboard_cannot_start(make_dashboard):
     assert not dash._thread.is_alive()
     with pytest.raises(RuntimeError, match="closed"):
         dash.start()
+
+
+# ------------------------------------------------------------------------------- a real kernel
+
+_KERNEL_SETUP = """
+import json
+import numpy as np
+from IPython.display import display
+from cnnlib.data import MnistSplit
+from cnnlib.dashboard import TrainingDashboard
+rng = np.random.default_rng(0)
+def digits(n):
+    return (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+            rng.integers(0, 10, n).astype(np.uint8))
+dash = TrainingDashboard(data=MnistSplit(*digits(2000), *digits(100), *digits(50)),
+                         plot_every=0.5, validate_every=200, val_size=None)
+display(dash)
+print(json.dumps({"run": dash.run_button.model_id, "stats": dash.stats.model_id,
+                  "plot": dash.plot_image.model_id}))
+"""
+
+
+def _execute(kc, code, timeout=120):
+    """Run code in the kernel; return its stdout. Fails on an error or anything on stderr."""
+    msg_id = kc.execute(code)
+    out = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "error":
+            raise AssertionError(f"kernel error: {content['ename']}: {content['evalue']}")
+        if kind == "stream":
+            assert content["name"] == "stdout", content["text"]
+            out.append(content["text"])
+        if kind == "status" and content["execution_state"] == "idle":
+            return "".join(out)
+
+
+@pytest.mark.slow
+def test_in_a_kernel_the_thread_updates_widgets_and_a_click_pauses(tmp_path, monkeypatch):
+    """The path JupyterLab uses: an ipykernel, widget updates published from the training thread
+    while the kernel is idle, and a click arriving as a comm message."""
+    import json
+    import os
+    import queue
+    import sys
+
+    from jupyter_client.manager import start_new_kernel
+
+    # This environment's Python as the "python3" kernel, whatever else is installed.
+    spec = tmp_path / "kernels" / "python3" / "kernel.json"
+    spec.parent.mkdir(parents=True)
+    spec.write_text(json.dumps({"argv": [sys.executable, "-m", "ipykernel_launcher", "-f",
+                                         "{connection_file}"],
+                                "display_name": "Python 3 (ipykernel)", "language": "python"}))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path))
+    km, kc = start_new_kernel(kernel_name="python3",
+                              env={**os.environ, "OPENBLAS_NUM_THREADS": "1"})
+    try:
+        ids = json.loads(_execute(kc, _KERNEL_SETUP).strip().splitlines()[-1])
+        _execute(kc, "dash.start()")
+        updates = {"stats": 0, "plot": 0}
+        names = {ids["stats"]: "stats", ids["plot"]: "plot"}
+        deadline = time.monotonic() + 60
+        while min(updates.values()) < 2 and time.monotonic() < deadline:  # the kernel is idle
+            try:
+                msg = kc.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            assert msg["msg_type"] not in ("error", "stream"), msg["content"]
+            content = msg["content"]
+            if msg["msg_type"] == "comm_msg" and content["data"].get("method") == "update":
+                if content["comm_id"] in names:
+                    updates[names[content["comm_id"]]] += 1
+        assert min(updates.values()) >= 2, f"widget updates seen from the thread: {updates}"
+
+        click = kc.session.msg("comm_msg", {"comm_id": ids["run"], "data": {
+            "method": "custom", "content": {"event": "click"}}})
+        kc.shell_channel.send(click)
+        deadline = time.monotonic() + 30
+        label = None
+        while label != "Resume" and time.monotonic() < deadline:
+            try:
+                msg = kc.get_iopub_msg(timeout=1)
+            except queue.Empty:
+                continue
+            content = msg["content"]
+            if msg["msg_type"] == "comm_msg" and content["comm_id"] == ids["run"]:
+                label = content["data"].get("state", {}).get("description", label)
+        assert label == "Resume"
+        state = json.loads(_execute(kc, (
+            "import time\nbefore = dash.trainer.examples_seen\ntime.sleep(0.5)\n"
+            "print(json.dumps([dash.running, before, dash.trainer.examples_seen]))")))
+        running, before, after = state
+        assert not running and before == after > 0
+        _execute(kc, "dash.close()")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
