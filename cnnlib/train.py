@@ -25,8 +25,9 @@ validation on the last 10,000 training digits (centre crop)::
 
 ``trainer.history`` holds, per step, the mini-batch loss, the learning rate, the examples seen
 and the forward / backward milliseconds per example; and per validation, the examples seen and the
-accuracy. Callbacks (``Callback`` subclasses, e.g. ``ProgressBar``) hear about every step and
-validation, which is how progress bars and live plots follow a run. A running ``fit`` or ``run``
+accuracy. Callbacks (``Callback`` subclasses such as ``ProgressBar``, or any object with some of
+the methods on_run_start, on_step, on_validation, on_epoch_end, on_run_end) hear about every step
+and validation, which is how progress bars and live plots follow a run. A running ``fit`` or ``run``
 stops after the current step when ``trainer.stop()`` is called (from a callback or another thread).
 
 Augmentation is a plain function ``augment(x, rng) -> x_aug`` on a batch of float32
