@@ -101,8 +101,19 @@ class TrainingDashboard:
         self._history_figure = Figure()      # off-screen, drawn by the training thread only
         self._analysis_figure = Figure()     # off-screen, drawn under the lock
 
+        # Converted once: every new network's Trainer reuses these float32 arrays.
+        self._x_train = train.as_float_images(self.data.x_train)
+        x_val, y_val = self.data.x_val, self.data.y_val
+        if val_size is not None:
+            x_val, y_val = x_val[:val_size], y_val[:val_size]
+        self._x_val, self._y_val = train.as_float_images(x_val), y_val
+
         self._build_widgets(batch_size, lr, momentum, weight_decay, model_path)
-        self._set_trainer(net if net is not None else self._new_net())
+        if net is None:
+            net = self._new_net()
+        else:
+            self.generation = 1
+        self._set_trainer(net)
         self._draw_history()
 
     # ------------------------------------------------------------------------- set-up
@@ -113,13 +124,10 @@ class TrainingDashboard:
 
     def _set_trainer(self, net):
         """A fresh Trainer (empty history) for ``net`` with the recipe the widgets show."""
-        x_val, y_val = self.data.x_val, self.data.y_val
-        if self.val_size is not None:
-            x_val, y_val = x_val[:self.val_size], y_val[:self.val_size]
         optimizer = SGD(self.lr_slider.value, momentum=self.momentum_slider.value,
                         weight_decay=self.weight_decay_box.value)
         self.trainer = train.Trainer(
-            net, self.data.x_train, self.data.y_train, x_val, y_val, optimizer=optimizer,
+            net, self._x_train, self.data.y_train, self._x_val, self._y_val, optimizer=optimizer,
             batch_size=self.batch_size_box.value,
             rng=np.random.default_rng([self.seed, self.generation, 1]),
             validate_every=None)  # the dashboard's loop validates, so it can redraw at once

@@ -102,6 +102,14 @@ def test_new_network_starts_over_with_fresh_weights(make_dashboard):
     assert dash.run_button.description == "Start" and "new network #2" in dash.status.value
 
 
+def test_a_given_network_is_the_one_trained(make_dashboard):
+    net = models.seed_net(rng=np.random.default_rng(5))
+    dash = make_dashboard(net=net)
+    assert dash.net is net and "#1, 7,090 parameters" in dash.stats.value
+    dash.trainer.run(steps=1)
+    assert dash.trainer.examples_seen == 20
+
+
 def test_a_failing_step_stops_training_and_says_why(make_dashboard):
     dash = make_dashboard()
 
