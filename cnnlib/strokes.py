@@ -45,7 +45,7 @@ __all__ = [
     "as_strokes", "bounding_box", "transform", "fit_to_box", "resample", "rasterize",
     "center_of_mass", "gaussian_blur", "preprocess_original", "preprocess_mnist", "preprocess",
     "load_strokes", "records_to_images", "TUNING_WRITERS", "split_by_writer", "classify_records",
-    "score",
+    "score", "RandomThickness",
 ]
 
 IMAGE_SIZE = 24
@@ -354,7 +354,7 @@ def preprocess_original(strokes, box_size=(280, 280)) -> np.ndarray:
 
 
 def preprocess_mnist(strokes, box_size=(280, 280), *, width: float = 2.5, box: float = 20.0,
-                     blur: float = 0.0) -> np.ndarray:
+                     blur: float = 0.0, center: str = "mass") -> np.ndarray:
     """MNIST's normalization applied to strokes.
 
     1. Scale the digit uniformly so its ink (the points' bounding box grown by the pen) fits a
@@ -379,7 +379,12 @@ def preprocess_mnist(strokes, box_size=(280, 280), *, width: float = 2.5, box: f
     # First pass: the box centred in the 28x28 field, to find the centre of mass.
     first = rasterize(transform(strokes, scale, field / 2 - centre * scale), (field, field), width)
     first = gaussian_blur(first, blur)
-    com = np.array(center_of_mass(first))
+    if center == "mass":
+        com = np.array(center_of_mass(first))
+    elif center == "box":
+        com = np.array([field / 2, field / 2])
+    else:
+        raise ValueError(f'center must be "mass" or "box"; got {center!r}')
     # Second pass: shift so the centre of mass lands on (14, 14), drawn straight into the centre
     # 24x24 crop (its origin is 2 px into the field).
     crop_origin = (field - IMAGE_SIZE) / 2
@@ -551,3 +556,40 @@ def score(probabilities: np.ndarray, records) -> dict:
         "single_stroke": tally(n_strokes == 1),
         "rejection_rate": float((probabilities.max(axis=1) < REJECT_BELOW).mean()),
     }
+
+
+# ---------------------------------------------------------------------------------------------
+# Training augmentation: drawn strokes are thinner or thicker than MNIST's
+
+
+class RandomThickness:
+    """Make each training digit's strokes randomly thinner or thicker, as drawn digits vary.
+
+    Call: ``RandomThickness(amount)(x, rng)``, x: float (B, 1, H, W) in [0, 1] -> same shape.
+    Each image gets its own t ~ U(-amount, amount) and becomes
+        x + t (dilate(x) - x)   for t > 0 (thicker: towards the grey-level dilation),
+        x + t (x - erode(x))    for t < 0 (thinner: towards the grey-level erosion),
+    where dilate/erode take the max/min over each pixel and its 4 neighbours (a plus-shaped
+    structuring element, about one pixel on each side of a stroke). It has the trainer's
+    augmentation signature; put it before the crop:
+    ``train.Compose(RandomThickness(0.75), RandomCrop(24))``.
+    """
+
+    def __init__(self, amount: float = 0.75):
+        if not 0 <= amount <= 1:
+            raise ValueError(f"RandomThickness amount must be in [0, 1]; got {amount!r}")
+        self.amount = float(amount)
+
+    def __repr__(self):
+        return f"RandomThickness({self.amount})"
+
+    def __call__(self, x, rng):
+        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype.kind != "f":
+            raise ValueError("RandomThickness expects float images (B, C, H, W); got "
+                             f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
+        padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        neighbours = np.stack([padded[..., 1:-1, :-2], padded[..., 1:-1, 2:],
+                               padded[..., :-2, 1:-1], padded[..., 2:, 1:-1], x])
+        dilated, eroded = neighbours.max(axis=0), neighbours.min(axis=0)
+        t = rng.uniform(-self.amount, self.amount, size=(len(x), 1, 1, 1)).astype(x.dtype)
+        return np.where(t > 0, x + t * (dilated - x), x + t * (x - eroded)).astype(x.dtype)
