@@ -114,6 +114,7 @@ class TrainingDashboard:
         else:
             self.generation = 1
         self._set_trainer(net)
+        self._draw_stats()
         self._draw_history()
 
     # ------------------------------------------------------------------------- set-up
