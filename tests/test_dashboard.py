@@ -45,7 +45,7 @@ def make_dashboard():
 
     def make(**kwargs):
         kwargs.setdefault("data", _split())
-        kwargs.setdefault("plot_every", 0.05)
+        kwargs.setdefault("plot_every", 0.2)
         dash = TrainingDashboard(**kwargs)
         made.append(dash)
         return dash
