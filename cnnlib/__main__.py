@@ -258,6 +258,41 @@ def _add_training_commands(commands) -> None:
     evaluate.set_defaults(handler=_cmd_evaluate)
 
 
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from cnnlib import bench
+
+    bench.main(seconds=args.seconds, rounds=args.rounds, threads=args.threads,
+               batch_sizes=tuple(args.batch_sizes), use_torch=not args.no_torch,
+               inference=not args.no_inference, recipe=args.recipe)
+    return 0
+
+
+def _add_bench_command(commands) -> None:
+    """The ``bench`` subcommand."""
+    bench = commands.add_parser(
+        "bench",
+        help="training and inference speed, side by side with PyTorch when it is installed",
+        description="Time full training steps (forward, loss, backward, SGD momentum) of the "
+        "reference network at each batch size, and predict() on 10,000 images, for cnnlib and "
+        "(when `import torch` works) the same network in PyTorch, alternating between them so "
+        "that a busy machine's noise hits both; print the machine, the rates and the ratios.",
+    )
+    bench.add_argument("--seconds", type=float, default=3.0,
+                       help="training time per batch size and library (default: 3)")
+    bench.add_argument("--rounds", type=_positive_int, default=3,
+                       help="alternating slices the time is split into (default: 3)")
+    bench.add_argument("--threads", type=_positive_int, default=1,
+                       help="threads for numpy's BLAS and for PyTorch (default: 1)")
+    bench.add_argument("--batch-sizes", type=_positive_int, nargs="+", default=[20, 64],
+                       metavar="B", help="training batch sizes (default: 20 64)")
+    bench.add_argument("--no-torch", action="store_true", help="time cnnlib only")
+    bench.add_argument("--no-inference", action="store_true", help="skip the inference timing")
+    bench.add_argument("--recipe", action="store_true",
+                       help="also time the original recipe: 2 epochs of 50,000 MNIST crops at "
+                       "batch 20 with cnnlib.train (needs `python -m cnnlib data` first)")
+    bench.set_defaults(handler=_cmd_bench)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m cnnlib",
@@ -299,6 +334,7 @@ def build_parser() -> argparse.ArgumentParser:
     classify.set_defaults(handler=_cmd_classify_strokes)
 
     _add_training_commands(commands)
+    _add_bench_command(commands)
 
     return parser
 

@@ -84,10 +84,13 @@ def linear_forward(x, W, b):
     return out, (x, W)
 
 
-def linear_backward(dout, cache):
-    """dout: (N, M). Returns dx: (N, D) = dout W, dW: (M, D) = dout^T x, db: (M,) = sum_n dout."""
+def linear_backward(dout, cache, input_grad=True):
+    """dout: (N, M). Returns dx: (N, D) = dout W, dW: (M, D) = dout^T x, db: (M,) = sum_n dout.
+
+    ``input_grad=False`` skips dx (returned as None): a first layer's input needs no gradient.
+    """
     x, W = cache
-    dx = dout @ W
+    dx = dout @ W if input_grad else None
     dW = dout.T @ x
     db = dout.sum(axis=0)
     return dx, dW, db
@@ -163,7 +166,8 @@ def _im2col(xp, k, stride, H_out, W_out):
     "bias trick": one matrix product gives x W + b, and its gradient gives db along with dW).
     """
     N, C = xp.shape[0], xp.shape[3]
-    windows = sliding_window_view(xp, (k, k), axis=(1, 2))[:, ::stride, ::stride]  # (N, Ho, Wo, C, k, k) view
+    # (N, Ho, Wo, C, k, k): a strided view, no copy
+    windows = sliding_window_view(xp, (k, k), axis=(1, 2))[:, ::stride, ::stride]
     taps, rows = k * k * C, N * H_out * W_out
     if _tap_major(C):
         cols_T = np.empty((taps + 1, rows), dtype=xp.dtype)   # the same matrix, stored transposed
@@ -259,7 +263,7 @@ def conv2d_backward(dout, cache, input_grad=True):
     N, F, H_out, W_out = dout.shape
     _, C, k, _ = W.shape
     dout_rows = dout.transpose(0, 2, 3, 1).reshape(N * H_out * W_out, F)  # a view if channels-last
-    dWb = dout_rows.T @ cols                                # (F, k * k * C + 1); the ones column gives db
+    dWb = dout_rows.T @ cols                                # (F, k * k * C + 1): db is the last column
     dW = dWb[:, :-1].reshape(F, k, k, C).transpose(0, 3, 1, 2)
     db = dWb[:, -1]
     if not input_grad:
@@ -311,7 +315,7 @@ def maxpool2d_forward(x, kernel_size, stride=None):
     _check_pool(x, kernel_size, stride)
     N, C, H, W = x.shape
     H_out, W_out = output_size(H, kernel_size, stride), output_size(W, kernel_size, stride)
-    x_nhwc = x.transpose(0, 2, 3, 1)                        # a view; no copy for our layers' outputs
+    x_nhwc = x.transpose(0, 2, 3, 1)                        # a view, channels-last for our layers
     taps = np.empty((kernel_size * kernel_size, N, H_out, W_out, C), dtype=x.dtype)
     for t, (rows, cols) in enumerate(_tap_slices(kernel_size, stride, H_out, W_out)):
         taps[t] = x_nhwc[:, rows, cols]

@@ -118,9 +118,13 @@ class Conv2d(_ParamLayer):
                                             self.stride, self.padding)
         return out
 
-    def backward(self, dout):
-        """dout: (N, out_channels, H_out, W_out) -> dx: (N, in_channels, H, W); fills grads."""
-        dx, dW, db = F.conv2d_backward(dout, self._saved())
+    def backward(self, dout, input_grad=True):
+        """dout: (N, out_channels, H_out, W_out) -> dx: (N, in_channels, H, W); fills grads.
+
+        ``input_grad=False`` only fills grads and returns None (for a first layer: the images
+        need no gradient, and skipping dx saves a third of the work).
+        """
+        dx, dW, db = F.conv2d_backward(dout, self._saved(), input_grad)
         self._set_grads(dW, db)
         return dx
 
@@ -151,9 +155,12 @@ class Linear(_ParamLayer):
         out, self._cache = F.linear_forward(x, self.params["W"], self.params["b"])
         return out
 
-    def backward(self, dout):
-        """dout: (N, out_features) -> dx: (N, in_features); fills grads."""
-        dx, dW, db = F.linear_backward(dout, self._saved())
+    def backward(self, dout, input_grad=True):
+        """dout: (N, out_features) -> dx: (N, in_features); fills grads.
+
+        ``input_grad=False`` only fills grads and returns None (for a first layer).
+        """
+        dx, dW, db = F.linear_backward(dout, self._saved(), input_grad)
         self._set_grads(dW, db)
         return dx
 

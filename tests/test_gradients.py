@@ -125,3 +125,26 @@ def test_reference_network_end_to_end(rng):
             flat[i] = old
             num[j] = (plus - minus) / 2e-5
         assert rel_error(flat_grad[picked], num) < TOL, name
+
+
+@pytest.mark.parametrize("first", ["conv", "linear", "relu"])
+def test_backward_without_input_grad_gives_the_same_parameter_gradients(rng, first):
+    def linear(d):
+        return Linear(d, 5, rng=rng, dtype=np.float64)
+
+    if first == "conv":
+        net = Sequential(Conv2d(1, 3, 3, rng=rng, dtype=np.float64), ReLU(), Flatten(), linear(48))
+        x = rng.normal(size=(4, 1, 6, 6))
+    elif first == "linear":
+        net = Sequential(linear(36))
+        x = rng.normal(size=(4, 36))
+    else:  # a first layer without parameters still runs, its dx is just not returned
+        net = Sequential(ReLU(), Flatten(), linear(36))
+        x = rng.normal(size=(4, 1, 6, 6))
+    _, dscores = softmax_cross_entropy(net.forward(x), np.array([0, 1, 2, 4]))
+    assert net.backward(dscores).shape == x.shape
+    full = [grad.copy() for _, _, grad in net.parameters()]
+    net.forward(x)
+    assert net.backward(dscores, input_grad=False) is None
+    for (name, _, grad), expected in zip(net.parameters(), full):
+        np.testing.assert_array_equal(grad, expected, err_msg=name)

@@ -1,0 +1,333 @@
+"""How fast cnnlib trains and classifies, measured side by side with PyTorch in the same run.
+
+    python -m cnnlib bench                    # training ex/s (batch 20, 64), inference img/s
+    python -m cnnlib bench --threads 2        # BLAS and PyTorch both on 2 threads
+    python -m cnnlib bench --recipe           # + wall-clock of the original recipe (2 epochs)
+
+A training step is the whole thing: forward, softmax cross-entropy, backward, SGD momentum update,
+on the reference network (``cnnlib.models.seed_net``) with random 24x24 float32 images. Inference
+is ``predict`` on 10,000 images, 256 at a time (its default). When ``import torch`` works the
+same network (same initial weights, same SGD settings, same number of threads) is timed too, in
+alternating slices (cnnlib, PyTorch, PyTorch, cnnlib, ...) so that noise from a shared machine
+hits both, and the ratios are printed. Timings on a busy machine vary from run to run; compare ratios measured in
+one run, never absolute numbers from different runs.
+
+What it trades away: one network and one input size; no GPU; no statistics beyond totals.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import platform
+import time
+
+import numpy as np
+
+from . import __version__
+from .losses import softmax_cross_entropy
+from .models import seed_net
+from .optim import SGD
+
+__all__ = ["set_threads", "machine_info", "CnnlibRunner", "TorchRunner", "compare",
+           "format_table", "time_recipe", "main"]
+
+IMAGE_SIZE = 24
+POOL = 2000            # random training images the batches cycle through
+INFERENCE_IMAGES = 10_000
+INFERENCE_BATCH = 256     # Sequential.predict's default, used for both libraries
+LR, MOMENTUM = 0.01, 0.9
+
+
+# ------------------------------------------------------------------------------------ threads
+
+_limits = None  # keeps threadpoolctl's limit in force for the rest of the process
+
+
+def set_threads(threads):
+    """Limit numpy's BLAS to ``threads`` threads; returns a sentence saying what was done.
+
+    Needs the ``threadpoolctl`` package (``requirements-bench.txt``); without it the BLAS keeps
+    its own setting (the OPENBLAS_NUM_THREADS environment variable, read when numpy starts).
+    """
+    global _limits
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        env = os.environ.get("OPENBLAS_NUM_THREADS", "unset")
+        return (f"threadpoolctl is not installed, so BLAS threads are not set "
+                f"(OPENBLAS_NUM_THREADS={env})")
+    _limits = threadpool_limits(limits=threads, user_api="blas")
+    return f"{threads} (threadpoolctl)"
+
+
+def _blas_description():
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return "unknown BLAS (install threadpoolctl to see it)"
+    blas = [info for info in threadpool_info() if info.get("user_api") == "blas"]
+    if not blas:
+        return "no BLAS found by threadpoolctl"
+    info = blas[0]
+    return (f"{info.get('internal_api')} {info.get('version')} ({info.get('architecture')} "
+            f"kernels), {info.get('num_threads')} thread(s)")
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info():
+    """Lines describing the machine and the libraries, for the results table."""
+    lines = [
+        f"date: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC",
+        f"machine: {_cpu_model()}, {os.cpu_count()} cores, {platform.system()} "
+        f"{platform.release()}",
+        f"python {platform.python_version()}, numpy {np.__version__}, "
+        f"BLAS: {_blas_description()}",
+    ]
+    if hasattr(os, "getloadavg"):
+        lines.append("load average (1 min): {:.1f}".format(os.getloadavg()[0]))
+    return lines
+
+
+# ------------------------------------------------------------------------------------ runners
+
+def _random_data(rng, n):
+    """n random images (n, 1, 24, 24) float32 in [0, 1) and labels (n,) int64."""
+    x = rng.random((n, 1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
+    y = rng.integers(0, 10, size=n)
+    return x, y
+
+
+class CnnlibRunner:
+    """Trains and runs a cnnlib reference network on fixed random data."""
+
+    name = "cnnlib"
+
+    def __init__(self, net, x, y):
+        self.net, self.x, self.y = net, x, y
+        self.optimizer = SGD(LR, momentum=MOMENTUM)
+        self._position = 0
+
+    def train(self, batch_size, seconds):
+        """Train for about ``seconds``; returns (examples trained, seconds taken)."""
+        net, optimizer = self.net, self.optimizer
+        examples, start = 0, time.perf_counter()
+        while True:
+            xb, yb = self._batch(batch_size)
+            scores = net.forward(xb)
+            _, dscores = softmax_cross_entropy(scores, yb)
+            net.backward(dscores, input_grad=False)   # the images need no gradient
+            optimizer.step(net)
+            examples += batch_size
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return examples, elapsed
+
+    def _batch(self, batch_size):
+        if self._position + batch_size > len(self.x):
+            self._position = 0
+        i = self._position
+        self._position += batch_size
+        return self.x[i:i + batch_size], self.y[i:i + batch_size]
+
+    def infer(self, x):
+        """Seconds to classify every image of x, INFERENCE_BATCH at a time."""
+        start = time.perf_counter()
+        self.net.predict(x, batch_size=INFERENCE_BATCH)
+        return time.perf_counter() - start
+
+
+class TorchRunner(CnnlibRunner):
+    """The same network in PyTorch, starting from the cnnlib network's weights."""
+
+    name = "PyTorch"
+
+    def __init__(self, net, x, y):
+        import torch
+
+        self.torch = torch
+        self.model = self.from_cnnlib(net)
+        self.x, self.y = torch.from_numpy(x), torch.from_numpy(y)
+        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=LR, momentum=MOMENTUM)
+        self.loss = torch.nn.CrossEntropyLoss()
+        self._position = 0
+
+    def from_cnnlib(self, net):
+        """A torch.nn.Sequential with the same layers and a copy of the same weights."""
+        nn = self.torch.nn
+        from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
+
+        modules = []
+        for layer in net:
+            if isinstance(layer, Conv2d):
+                module = nn.Conv2d(layer.in_channels, layer.out_channels, layer.kernel_size,
+                                   layer.stride, layer.padding)
+            elif isinstance(layer, Linear):
+                module = nn.Linear(layer.in_features, layer.out_features)
+            elif isinstance(layer, MaxPool2d):
+                module = nn.MaxPool2d(layer.kernel_size, layer.stride)
+            elif isinstance(layer, ReLU):
+                module = nn.ReLU()
+            elif isinstance(layer, Flatten):
+                module = nn.Flatten()
+            else:
+                raise ValueError(f"bench knows no PyTorch twin of {layer!r}")
+            with self.torch.no_grad():
+                for key, torch_name in (("W", "weight"), ("b", "bias")):
+                    if key in layer.params:
+                        getattr(module, torch_name).copy_(self.torch.from_numpy(layer.params[key]))
+            modules.append(module)
+        return nn.Sequential(*modules)
+
+    def train(self, batch_size, seconds):
+        model, optimizer, loss_fn = self.model, self.optimizer, self.loss
+        examples, start = 0, time.perf_counter()
+        while True:
+            xb, yb = self._batch(batch_size)
+            optimizer.zero_grad(set_to_none=True)
+            loss_fn(model(xb), yb).backward()
+            optimizer.step()
+            examples += batch_size
+            elapsed = time.perf_counter() - start
+            if elapsed >= seconds:
+                return examples, elapsed
+
+    def infer(self, x):
+        x = self.torch.from_numpy(x)
+        start = time.perf_counter()
+        with self.torch.inference_mode():
+            for i in range(0, len(x), INFERENCE_BATCH):
+                self.model(x[i:i + INFERENCE_BATCH]).argmax(dim=1)
+        return time.perf_counter() - start
+
+
+# ------------------------------------------------------------------------------------ compare
+
+def _torch_or_none(threads):
+    """(torch module, description) or (None, reason) when PyTorch cannot be imported."""
+    try:
+        import torch
+    except ImportError as error:
+        return None, f"not installed ({error}); pip install -r requirements-bench.txt"
+    torch.set_num_threads(threads)
+    return torch, f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)"
+
+
+def compare(runners, batch_sizes=(20, 64), seconds=3.0, rounds=3, inference=True, seed=0):
+    """Time every runner on the same work, alternating between them.
+
+    runners: list of CnnlibRunner-like objects. Each (batch size, runner) trains for ``seconds``
+    in total, split into ``rounds`` slices; in every round the runners take turns, and the order
+    reverses from one round to the next. Inference: one pass over 10,000 images per round.
+    Returns {(task, runner name): rate} with task "train 20", "train 64", ..., "inference".
+    """
+    x_test, _ = _random_data(np.random.default_rng(seed + 1), INFERENCE_IMAGES)
+    totals = {}                                  # (task, name) -> [examples, seconds]
+    for runner in runners:                       # warm-up: first calls allocate and load code
+        for batch_size in batch_sizes:
+            runner.train(batch_size, 0.0)
+        if inference:
+            runner.infer(x_test[:INFERENCE_BATCH])
+    for r in range(rounds):
+        order = runners if r % 2 == 0 else runners[::-1]
+        for batch_size in batch_sizes:
+            for runner in order:
+                n, t = runner.train(batch_size, seconds / rounds)
+                _add(totals, (f"train {batch_size}", runner.name), n, t)
+        if inference:
+            for runner in order:
+                _add(totals, ("inference", runner.name), len(x_test), runner.infer(x_test))
+    return {key: n / t for key, (n, t) in totals.items()}
+
+
+def _add(totals, key, examples, seconds):
+    total = totals.setdefault(key, [0, 0.0])
+    total[0] += examples
+    total[1] += seconds
+
+
+def format_table(rates, names, batch_sizes=(20, 64), inference=True):
+    """The results as an aligned text table, with the cnnlib/PyTorch ratio when both ran."""
+    tasks = [(f"train {b}", f"training, batch {b} (examples/s)") for b in batch_sizes]
+    if inference:
+        tasks.append(("inference", f"inference, {INFERENCE_BATCH}/batch (images/s)"))
+    header = f"{'':<36}" + "".join(f"{name:>12}" for name in names)
+    if len(names) == 2:
+        header += f"{names[0] + '/' + names[1]:>18}"
+    lines = [header]
+    for task, label in tasks:
+        line = f"{label:<36}" + "".join(f"{rates[task, name]:>12,.0f}" for name in names)
+        if len(names) == 2:
+            line += f"{rates[task, names[0]] / rates[task, names[1]]:>18.2f}"
+        lines.append(line)
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ recipe
+
+def time_recipe(epochs=2, seed=0, evaluate=True):
+    """Wall-clock of the original recipe with ``cnnlib.train.Trainer`` on real MNIST.
+
+    50,000 training digits, a random 24x24 crop each, batch 20, SGD lr 0.01 momentum 0.9,
+    ``epochs`` epochs, no validation during the run. Returns a dict with the seconds, examples/s
+    and (when ``evaluate``) the centre-crop test accuracy. Needs the MNIST files already in
+    ``data/mnist`` (``python -m cnnlib data``).
+    """
+    from . import data, train
+
+    split = data.load_mnist_split(progress=False)
+    rng = np.random.default_rng(seed)
+    net = seed_net(rng=rng)
+    trainer = train.Trainer(net, split.x_train, split.y_train, optimizer=SGD(LR, momentum=MOMENTUM),
+                            batch_size=20, rng=rng, validate_every=None)
+    start = time.perf_counter()
+    trainer.fit(epochs=epochs)
+    seconds = time.perf_counter() - start
+    result = {"seconds": seconds, "examples": trainer.examples_seen,
+              "examples_per_second": trainer.examples_seen / seconds}
+    if evaluate:
+        result["test_accuracy"] = train.evaluate(net, split.x_test, split.y_test)
+    return result
+
+
+# ------------------------------------------------------------------------------------ command
+
+def main(seconds=3.0, rounds=3, threads=1, batch_sizes=(20, 64), use_torch=True,
+         inference=True, recipe=False, seed=0, out=print):
+    """Run the benchmark and print (via ``out``) the machine, the table and the ratios."""
+    out(f"cnnlib {__version__} benchmark: the reference network (7,090 parameters), "
+        f"24x24 inputs, float32")
+    out(f"BLAS threads: {set_threads(threads)}")
+    rng = np.random.default_rng(seed)
+    net = seed_net(rng)
+    x, y = _random_data(rng, POOL)
+    runners = [CnnlibRunner(net, x, y)]
+    torch, torch_text = _torch_or_none(threads) if use_torch else (None, "skipped (--no-torch)")
+    out(f"PyTorch: {torch_text}")
+    if torch is not None:
+        runners.append(TorchRunner(net, x, y))
+    for line in machine_info():
+        out(line)
+    out(f"timing {seconds:g} s per task and library, in {rounds} alternating slices...")
+    rates = compare(runners, batch_sizes, seconds, rounds, inference, seed)
+    out(format_table(rates, [r.name for r in runners], batch_sizes, inference))
+    if hasattr(os, "getloadavg"):
+        out("load average (1 min) at the end: {:.1f}".format(os.getloadavg()[0]))
+    if recipe:
+        out("original recipe: 2 epochs of 50,000 random 24x24 crops, batch 20, SGD lr 0.01 "
+            "momentum 0.9 (cnnlib.train.Trainer)...")
+        result = time_recipe(seed=seed)
+        out(f"  {result['seconds']:.1f} s for {result['examples']:,} examples "
+            f"({result['examples_per_second']:,.0f} examples/s); test accuracy "
+            f"{result['test_accuracy']:.4f}")
+    return rates
