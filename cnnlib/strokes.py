@@ -60,9 +60,19 @@ ORIGINAL_LINE_WIDTH = 0.1
 MNIST_FIELD = 28
 """MNIST's image side; the digit is centred in it by its centre of mass."""
 
+MNIST_CENTER = (14.5, 14.5)
+"""Where MNIST puts a digit's centre of mass, (x, y) in our continuous pixel coordinates: on the
+centre of pixel (14, 14), half a pixel past the field's middle (measured in notebook 10)."""
+
 MIN_EXTENT = 0.05
 """A drawing smaller than this fraction of the drawing box is scaled as if it were this big,
 so a single click is drawn as a dot, not blown up to fill the box."""
+
+MNIST_WIDTH = 2.5
+"""The "mnist" method's pen width in output pixels (chosen on the tuning writers)."""
+
+MNIST_BOX = 20.0
+"""The "mnist" method's box: the ink's longer side in output pixels (MNIST: 20)."""
 
 RESAMPLE_STEP = 0.5
 """Points closer than this (in output pixels) to the previous kept point are dropped."""
@@ -353,16 +363,16 @@ def preprocess_original(strokes, box_size=(280, 280)) -> np.ndarray:
     return rasterize(moved, (size, size), scaled_pen * scale, ramp=min(1.0, scale))
 
 
-def preprocess_mnist(strokes, box_size=(280, 280), *, width: float = 2.5, box: float = 20.0,
-                     blur: float = 0.0, center: str = "mass") -> np.ndarray:
+def preprocess_mnist(strokes, box_size=(280, 280), *, width: float = MNIST_WIDTH,
+                     box: float = MNIST_BOX, blur: float = 0.0, center: str = "mass") -> np.ndarray:
     """MNIST's normalization applied to strokes.
 
     1. Scale the digit uniformly so its ink (the points' bounding box grown by the pen) fits a
        ``box`` x ``box`` square (20x20 in MNIST), the longer side filling it: aspect kept.
     2. Draw it with a pen ``width`` pixels wide whatever the drawing's size (MNIST strokes are
        about 2-3 px wide), optionally blurred (``blur``: Gaussian sigma in pixels).
-    3. Translate it so its centre of mass is the centre of the 28x28 MNIST field (sub-pixel), and
-       keep the centre 24x24, the crop the network is evaluated on.
+    3. Translate it (sub-pixel) so its centre of mass is where MNIST puts it in the 28x28 field
+       (``MNIST_CENTER``), and keep the centre 24x24, the crop the network is evaluated on.
 
     strokes: list of strokes in box coordinates; box_size: (W, H) of the drawing box (only used
     to keep a tiny drawing, such as a click, from being blown up: see ``MIN_EXTENT``).
@@ -385,10 +395,10 @@ def preprocess_mnist(strokes, box_size=(280, 280), *, width: float = 2.5, box: f
         com = np.array([field / 2, field / 2])
     else:
         raise ValueError(f'center must be "mass" or "box"; got {center!r}')
-    # Second pass: shift so the centre of mass lands on (14, 14), drawn straight into the centre
-    # 24x24 crop (its origin is 2 px into the field).
+    # Second pass: shift so the centre of mass lands where MNIST puts it, drawn straight into
+    # the centre 24x24 crop (its origin is 2 px into the field).
     crop_origin = (field - IMAGE_SIZE) / 2
-    offset = field / 2 - centre * scale + (field / 2 - com) - crop_origin
+    offset = field / 2 - centre * scale + (np.array(MNIST_CENTER) - com) - crop_origin
     image = rasterize(transform(strokes, scale, offset), (IMAGE_SIZE, IMAGE_SIZE), width)
     return gaussian_blur(image, blur)
 
