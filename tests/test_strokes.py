@@ -199,6 +199,20 @@ def test_preprocess_rejects_empty_and_bad_drawings():
         S.preprocess(SEVEN, method="blur")
 
 
+def test_random_thickness_thickens_and_thins_within_range():
+    line = S.rasterize([[[4.0, 14.0], [24.0, 14.0]]], (28, 28), 3.0)[None, None]
+    x = np.repeat(line, 200, axis=0)  # (200, 1, 28, 28)
+    rng = np.random.default_rng(0)
+    out = S.RandomThickness(0.75)(x, rng)
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    ink = out.sum(axis=(1, 2, 3)) / line.sum()
+    assert ink.min() < 0.8 and ink.max() > 1.2  # both thinner and thicker copies
+    np.testing.assert_array_equal(S.RandomThickness(0.0)(x[:3], rng), x[:3])
+    with pytest.raises(ValueError, match="amount"):
+        S.RandomThickness(1.5)
+
+
 # ---------------------------------------------------------------------------------------------
 # The stroke file reader
 
