@@ -251,8 +251,11 @@ def test_saliency_is_the_backward_pass_of_the_top_score(tmp_path):
     noisy = pad.image + 0.05 * np.random.default_rng(0).standard_normal((24, 24))
     dx, top = widgets.saliency_map(net64, noisy)
     x = noisy[None, None].copy()
-    numeric = numerical_gradient(lambda: float(net64.forward(x)[0, top]), x)[0, 0]
-    assert rel_error(dx, numeric) < 1e-6
+    numeric = numerical_gradient(lambda: float(net64.forward(x)[0, top]), x, h=1e-6)[0, 0]
+    # A pixel within h of a kink can still disagree; a wrong backward disagrees nearly everywhere.
+    agree = np.isclose(dx, numeric, rtol=1e-5, atol=1e-9)
+    assert agree.mean() >= 0.98, f"{(~agree).sum()} of 576 pixels differ"
+    assert rel_error(dx[agree], numeric[agree]) < 1e-6
 
 
 def test_panels_render_only_when_open(tmp_path):
@@ -282,8 +285,9 @@ def test_teach_moves_toward_the_label_and_reset_restores_the_weights(tmp_path):
     probs_before = pad.probs.copy()
     label = int(np.argsort(probs_before)[0])  # the least likely class
     result = pad.teach(label)
-    assert result["replay"] and result["losses"].shape == (10,)
+    assert result["replay"] and 1 <= len(result["losses"]) <= 10
     assert result["after"][label] > result["before"][label] + 0.05
+    assert result["after"][label] >= 0.9 or len(result["losses"]) == 10
     np.testing.assert_array_equal(result["before"], probs_before)
     np.testing.assert_array_equal(pad.probs, result["after"])
     assert "before" in pad._teach_table.value
@@ -302,7 +306,7 @@ def test_teach_button_reports_in_the_status_line(tmp_path):
     draw_stroke(pad, vertical_line())
     pad._label_picker.value = 7
     pad._on_teach(None)
-    assert pad.teach_result["label"] == 7 and "10 SGD steps" in pad._status.value
+    assert pad.teach_result["label"] == 7 and "SGD steps taught so far" in pad._status.value
 
 
 # -- files: save, shipped model, picker ------------------------------------------------------------
