@@ -169,3 +169,23 @@ def test_errors_say_what_is_expected(rng):
         BatchNorm2d(3, momentum=1.5)
     with pytest.raises(RuntimeError, match="before forward"):
         BatchNorm2d(3).backward(np.zeros((2, 3, 2, 2), dtype=np.float32))
+
+
+def test_recalibrate_sets_the_exact_statistics(rng):
+    from cnnlib.batchnorm import recalibrate
+
+    net = Sequential(Conv2d(1, 3, 3, padding=1, rng=rng, dtype=np.float64),
+                     BatchNorm2d(3, dtype=np.float64), ReLU(),
+                     Conv2d(3, 2, 3, rng=rng, dtype=np.float64), BatchNorm2d(2, dtype=np.float64))
+    x = rng.normal(size=(50, 1, 6, 6)) + 1.0
+    recalibrate(net, x, batch_size=7)
+    assert net.training is False
+    h = net[0].forward(x)
+    assert np.allclose(net[1].buffers["running_mean"], h.mean(axis=(0, 2, 3)))
+    assert np.allclose(net[1].buffers["running_var"], h.var(axis=(0, 2, 3), ddof=1))
+    # The second BN sees the first one's output normalized with its new statistics.
+    h2 = net[3].forward(net[2].forward(net[1].forward(h)))
+    assert np.allclose(net[4].buffers["running_mean"], h2.mean(axis=(0, 2, 3)))
+    assert np.allclose(net[4].buffers["running_var"], h2.var(axis=(0, 2, 3), ddof=1))
+    with pytest.raises(ValueError, match="at least one image"):
+        recalibrate(net, x[:0])
