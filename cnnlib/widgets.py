@@ -295,10 +295,14 @@ def _bars_html(probs):
 
 
 def _table_html(before, after):
+    """The ten probabilities before and after teaching, one column per digit."""
+    cell = 'style="padding:1px 6px;text-align:right"'
+    head = "".join(f"<th {cell}>{k}</th>" for k in range(10))
     rows = "".join(
-        f"<tr><td>{k}</td><td>{before[k]:.0%}</td><td>{after[k]:.0%}</td></tr>" for k in range(10))
-    return ('<table class="cnnlib-teach-table" style="font-family:monospace;font-size:12px">'
-            "<tr><th>digit</th><th>before</th><th>after</th></tr>" + rows + "</table>")
+        f"<tr><th {cell}>{name}</th>" + "".join(f"<td {cell}>{p:.0%}</td>" for p in probs) + "</tr>"
+        for name, probs in (("before", before), ("after", after)))
+    return ('<table class="cnnlib-teach-table" style="font-family:monospace;font-size:12px;'
+            f'border-collapse:collapse"><tr><th {cell}>digit</th>{head}</tr>{rows}</table>')
 
 
 # ---------------------------------------------------------------------------------------------
@@ -705,8 +709,14 @@ class DigitPad:
         except (ValueError, OSError) as error:
             self._status.value = str(error)
             return
-        note = "" if result["replay"] else " (no MNIST replay: the data is not available)"
-        self._status.value = f"{result['total_steps']} SGD steps taught so far{note}"
+        label, taken = result["label"], len(result["losses"])
+        note = "" if result["replay"] else " (without MNIST replay: the data is not available)"
+        if taken == 0:
+            self._status.value = (f"it already gives {label} at least {TEACH_UNTIL:.0%}: "
+                                  "nothing to teach")
+        else:
+            self._status.value = (f"{taken} SGD steps towards {label}{note}; "
+                                  f"{result['total_steps']} taught since the shipped weights")
 
     def _on_save(self, _):
         try:

@@ -306,7 +306,12 @@ def test_teach_button_reports_in_the_status_line(tmp_path):
     draw_stroke(pad, vertical_line())
     pad._label_picker.value = 7
     pad._on_teach(None)
-    assert pad.teach_result["label"] == 7 and "SGD steps taught so far" in pad._status.value
+    assert pad.teach_result["label"] == 7 and "SGD steps towards 7" in pad._status.value
+    sure = make_pad(fixed_net(peaked(3, 0.95)), tmp_path)
+    draw_stroke(sure, vertical_line())
+    sure._label_picker.value = 3
+    sure._on_teach(None)
+    assert "nothing to teach" in sure._status.value and len(sure.teach_result["losses"]) == 0
 
 
 # -- files: save, shipped model, picker ------------------------------------------------------------
