@@ -241,32 +241,46 @@ def pad_page(lab, browser, tmp_path_factory):
         page.get_by_text(KERNEL_IDLE).wait_for(timeout=90_000)
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator('li.lm-Menu-item[data-command="runmenu:run-all"]').click()
-        _wait_for_run(page)
-        canvas = page.locator("canvas.cnnlib-digitpad")
-        canvas.wait_for(state="visible", timeout=30_000)
+        canvas = _wait_for_run(page)
         yield Pad(page, canvas, tmp_path_factory.mktemp("screens"))
     finally:
         page.close()
 
 
+ERRORS_JS = """() => [...document.querySelectorAll(
+    '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')]
+    .map(e => e.innerText).filter(t => /Error|Traceback/.test(t))"""
+
+
 def _wait_for_run(page):
-    """Wait until every code cell has run ([n]: prompts, kernel idle); fail with the error shown."""
-    page.wait_for_function(
-        """() => {
-            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
-            return prompts.length > 0 &&
-                   prompts.some(p => p.textContent.includes('*'));
-        }""", timeout=30_000)
-    page.wait_for_function(
-        """() => {
-            const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
-            const errors = document.querySelectorAll('.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]');
-            return errors.length > 0 ||
-                   prompts.every(p => /\\[\\d+\\]/.test(p.textContent));
-        }""", timeout=120_000)
-    errors = page.locator('.jp-RenderedText[data-mime-type="application/vnd.jupyter.error"]')
-    assert errors.count() == 0, f"the notebook failed in the browser:\n{errors.first.inner_text()}"
+    """Wait until every code cell has run; fail with the error the page shows. Returns the canvas.
+
+    The stored notebook already shows [n]: prompts, so "all numbered" alone proves nothing: the
+    pad's canvas exists only once its cell has run in this kernel (widget state is not stored),
+    and JupyterLab marks every queued cell [*]: until it has run.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        page.wait_for_function(
+            f"() => document.querySelector('canvas.cnnlib-digitpad') || ({ERRORS_JS})().length",
+            timeout=120_000)
+        page.wait_for_function(
+            f"""() => {{
+                const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')];
+                return ({ERRORS_JS})().length ||
+                       (prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)));
+            }}""", timeout=120_000)
+    except PlaywrightTimeout:
+        errors = page.evaluate(ERRORS_JS)
+        pytest.fail("Run All did not finish within the time limit"
+                    + (f"; the page shows:\n{errors[0]}" if errors else ""))
+    errors = page.evaluate(ERRORS_JS)
+    assert not errors, f"the notebook failed in the browser:\n{errors[0]}"
     page.get_by_text(KERNEL_IDLE).wait_for(timeout=60_000)
+    canvas = page.locator("canvas.cnnlib-digitpad")
+    canvas.wait_for(state="visible")
+    return canvas
 
 
 INSTRUMENT = """() => {
