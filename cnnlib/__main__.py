@@ -263,7 +263,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     bench.main(seconds=args.seconds, rounds=args.rounds, threads=args.threads,
                batch_sizes=tuple(args.batch_sizes), use_torch=not args.no_torch,
-               inference=not args.no_inference, recipe=args.recipe)
+               inference=not args.no_inference, recipe=args.recipe, model=args.model)
     return 0
 
 
@@ -285,6 +285,9 @@ def _add_bench_command(commands) -> None:
                        help="threads for numpy's BLAS and for PyTorch (default: 1)")
     bench.add_argument("--batch-sizes", type=_positive_int, nargs="+", default=[20, 64],
                        metavar="B", help="training batch sizes (default: 20 64)")
+    bench.add_argument("--model", default="seed", choices=["seed", "deep"],
+                       help="network to time: seed (the reference network, default) or deep "
+                       "(notebook 09's deeper network with batch norm and dropout)")
     bench.add_argument("--no-torch", action="store_true", help="time cnnlib only")
     bench.add_argument("--no-inference", action="store_true", help="skip the inference timing")
     bench.add_argument("--recipe", action="store_true",

@@ -26,7 +26,7 @@ import numpy as np
 
 from . import __version__
 from .losses import softmax_cross_entropy
-from .models import seed_net
+from .models import build_model, seed_net
 from .optim import SGD
 
 __all__ = ["set_threads", "machine_info", "CnnlibRunner", "TorchRunner", "compare",
@@ -165,6 +165,8 @@ class TorchRunner(CnnlibRunner):
     def from_cnnlib(self, net):
         """A torch.nn.Sequential with the same layers and a copy of the same weights."""
         nn = self.torch.nn
+        from .batchnorm import BatchNorm2d
+        from .dropout import Dropout
         from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 
         modules = []
@@ -180,6 +182,10 @@ class TorchRunner(CnnlibRunner):
                 module = nn.ReLU()
             elif isinstance(layer, Flatten):
                 module = nn.Flatten()
+            elif isinstance(layer, BatchNorm2d):     # W, b are PyTorch's weight, bias
+                module = nn.BatchNorm2d(layer.num_features, layer.eps, layer.momentum)
+            elif isinstance(layer, Dropout):
+                module = nn.Dropout(layer.p)
             else:
                 raise ValueError(f"bench knows no PyTorch twin of {layer!r}")
             with self.torch.no_grad():
@@ -191,6 +197,7 @@ class TorchRunner(CnnlibRunner):
 
     def train(self, batch_size, seconds):
         model, optimizer, loss_fn = self.model, self.optimizer, self.loss
+        model.train()                                # batch norm and dropout: training mode
         examples, start = 0, time.perf_counter()
         while True:
             xb, yb = self._batch(batch_size)
@@ -204,6 +211,7 @@ class TorchRunner(CnnlibRunner):
 
     def infer(self, x):
         x = self.torch.from_numpy(x)
+        self.model.eval()                            # as cnnlib's predict does
         start = time.perf_counter()
         with self.torch.inference_mode():
             for i in range(0, len(x), INFERENCE_BATCH):
@@ -303,13 +311,17 @@ def time_recipe(epochs=2, seed=0, evaluate=True):
 # ------------------------------------------------------------------------------------ command
 
 def main(seconds=3.0, rounds=3, threads=1, batch_sizes=(20, 64), use_torch=True,
-         inference=True, recipe=False, seed=0, out=print):
-    """Run the benchmark and print (via ``out``) the machine, the table and the ratios."""
-    out(f"cnnlib {__version__} benchmark: the reference network (7,090 parameters), "
+         inference=True, recipe=False, seed=0, out=print, model="seed"):
+    """Run the benchmark and print (via ``out``) the machine, the table and the ratios.
+
+    model: a name from ``cnnlib.models.MODELS`` ("seed": the reference network; "deep": the
+    deeper network of notebook 09, with batch norm and dropout in training mode)."""
+    rng = np.random.default_rng(seed)
+    net = build_model(model, rng)
+    what = "the reference network" if model == "seed" else f"the {model!r} network"
+    out(f"cnnlib {__version__} benchmark: {what} ({net.num_parameters():,} parameters), "
         f"24x24 inputs, float32")
     out(f"BLAS threads: {set_threads(threads)}")
-    rng = np.random.default_rng(seed)
-    net = seed_net(rng)
     x, y = _random_data(rng, POOL)
     runners = [CnnlibRunner(net, x, y)]
     torch, torch_text = _torch_or_none(threads) if use_torch else (None, "skipped (--no-torch)")
