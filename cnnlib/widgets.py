@@ -35,7 +35,9 @@ import numpy as np
 from ipycanvas import Canvas, hold_canvas
 
 from . import strokes as pen
+from .data import load_mnist, random_crops, split_train_validation, to_float
 from .losses import softmax_cross_entropy
+from .models import load_model, save_model
 from .network import Sequential
 from .optim import SGD
 
@@ -150,8 +152,6 @@ def teach_steps(net, image, label, replay=None, *, steps=TEACH_STEPS, until=None
     The steps run in evaluation mode: dropout is off and BatchNorm keeps its running statistics
     (a few batches dominated by one drawing should not move them), so only the weights change.
     """
-    from .data import random_crops, to_float
-
     if not 0 <= int(label) <= 9 or int(label) != label:
         raise ValueError(f"teach needs a label 0..9; got {label!r}")
     image = np.asarray(image, dtype=_dtype(net))
@@ -365,7 +365,6 @@ class DigitPad:
                 raise FileNotFoundError(
                     f"no model file at {path}; train one (python -m cnnlib train ... --out {path})"
                     " or pass DigitPad(model=...) a network or another file")
-            from .models import load_model
             net = load_model(path)
         self.net, self.model_path = net, path
         self._shipped = [param.copy() for _, param, _ in net.parameters()]
@@ -390,8 +389,6 @@ class DigitPad:
         Refuses to replace an existing file, the shipped model included, unless overwrite=True.
         Returns the path written.
         """
-        from .models import save_model
-
         path = Path(path)
         if path.suffix != ".npz":
             raise ValueError(f"model files end in .npz; got {path}")
@@ -730,7 +727,6 @@ class DigitPad:
         """The digits teach replays, (images, labels); MNIST's loaded once; None if unavailable."""
         if isinstance(self._replay, str) and self._replay == "mnist":
             try:
-                from .data import load_mnist, split_train_validation
                 images, labels, _, _ = load_mnist(progress=False)
                 x_train, y_train, _, _ = split_train_validation(images, labels)
                 self._replay = (x_train, y_train)
