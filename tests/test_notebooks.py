@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 from pathlib import Path
 
@@ -297,3 +298,42 @@ def test_run_tool_rejects_a_missing_notebook(tmp_path, capsys):
     tool = _run_notebooks_module()
     assert tool.main([str(tmp_path / "nope.ipynb")]) == 2
     assert "expected an existing .ipynb" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_run_tool_is_deterministic_and_check_mode_sees_changes(tmp_path, monkeypatch):
+    """Run a small notebook (streams, a figure, a widget, a tagged error) twice: the second run
+    changes nothing; --check then passes, and fails once the source changes."""
+    tool = _run_notebooks_module()
+    # main() sets these for the kernels it starts; monkeypatch restores them afterwards.
+    monkeypatch.setenv("PYTHONHASHSEED", "0")
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", os.environ.get("OPENBLAS_NUM_THREADS", "1"))
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# tiny"),
+        nbformat.v4.new_code_cell("import sys\nprint('a')\nprint('b', file=sys.stderr)\n"
+                                  "print('c')\nsorted({'x', 'y', 'z'})"),
+        nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nplt.figure(figsize=(2, 2))\n"
+                                  "plt.plot([0, 1], [1, 0])\nplt.show()"),
+        nbformat.v4.new_code_cell("import ipywidgets\nipywidgets.IntSlider(value=3)"),
+        nbformat.v4.new_code_cell("1 / 0"),
+    ]
+    nb.cells[-1].metadata["tags"] = ["raises-exception"]
+    path = tmp_path / "00_tiny.ipynb"
+    nbformat.write(nb, path)
+    assert tool.main([str(path)]) == 0
+    first = path.read_text(encoding="utf-8")
+    assert tool.main([str(path)]) == 0
+    assert path.read_text(encoding="utf-8") == first
+    assert tool.main(["--check", str(path)]) == 0
+
+    stored = json.loads(first)
+    counts = [c["execution_count"] for c in stored["cells"] if c["cell_type"] == "code"]
+    assert counts == [1, 2, 3, 4]
+    assert "widgets" not in stored["metadata"]
+    assert stored["cells"][4]["outputs"][0]["ename"] == "ZeroDivisionError"
+
+    changed = nbformat.read(path, as_version=4)
+    changed.cells[1].source = changed.cells[1].source.replace("print('c')", "print('d')")
+    nbformat.write(changed, path)
+    assert tool.main(["--check", str(path)]) == 1
