@@ -137,7 +137,9 @@ def _request(url, token, method="GET", timeout=5):
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    """A JupyterLab server serving a temp copy of the notebook: yields (base url, token, root)."""
+    """A JupyterLab server serving a temp copy of the notebook: yields (base url, token, temp dir,
+    server pid)."""
+    _require(CHROMIUM.exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
     _require(NOTEBOOK.is_file(), f"{NOTEBOOK} is missing")
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
@@ -188,7 +190,7 @@ def lab(tmp_path_factory):
                 raise RuntimeError("JupyterLab did not answer /api/status within 90 s:\n"
                                    + (tmp / "jupyterlab.log").read_text()[-3000:])
             time.sleep(0.3)
-        yield base, token, tmp
+        yield base, token, tmp, server.pid
     finally:
         try:
             _request(f"{base}/api/shutdown", token, method="POST")
@@ -209,7 +211,7 @@ def browser(lab):
     _require(CHROMIUM.exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
 
-    _, _, tmp = lab
+    _, _, tmp, server_pid = lab
     before = set(_descendants(os.getpid()))
     seen = set()
     playwright = sync_playwright().start()
@@ -222,6 +224,7 @@ def browser(lab):
         yield chromium
     finally:
         seen |= set(_descendants(os.getpid())) - before
+        seen -= {server_pid, *_descendants(server_pid)}  # the kernel is the server's to stop
         try:
             if chromium is not None:
                 chromium.close()
@@ -233,7 +236,7 @@ def browser(lab):
 @pytest.fixture(scope="module")
 def pad_page(lab, browser, tmp_path_factory):
     """The notebook opened and run: yields (page, DigitPad helper)."""
-    base, token, _ = lab
+    base, token, _, _ = lab
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     page.set_default_timeout(30_000)
     try:
