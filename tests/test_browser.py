@@ -6,8 +6,8 @@ settings/workspaces/IPython folders in a temp dir) serving a temp copy of
 Run > Run All Cells, and draws recorded UNIPEN digits on the DigitPad canvas as mouse
 down/move/up. It checks the answer shown for clear cases (a 0, a 1, a 7), that the answer refreshes
 after each stroke of a two-stroke digit, Undo and Clear, and prints the mouse-up -> answer latency
-(browser clock) and the screenshot path. Servers and browsers are stopped by PID in a teardown
-that survives errors.
+(browser clock) and the paths of the screenshots (build/browser/). Servers and browsers are
+stopped by PID in a teardown that survives errors.
 
 Skipped when /usr/bin/chromium is missing, except under CI=true, where that is a failure.
 """
@@ -36,6 +36,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
 KERNEL_IDLE = "Python 3 (ipykernel) | Idle"
+SCREENSHOTS = REPO / "build" / "browser"  # build/ is git-ignored; kept for people to look at
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
@@ -234,7 +235,7 @@ def browser(lab):
 
 
 @pytest.fixture(scope="module")
-def pad_page(lab, browser, tmp_path_factory):
+def pad_page(lab, browser):
     """The notebook opened and run: yields (page, DigitPad helper)."""
     base, token, _, _ = lab
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
@@ -245,7 +246,8 @@ def pad_page(lab, browser, tmp_path_factory):
         page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
         page.locator('li.lm-Menu-item[data-command="runmenu:run-all"]').click()
         canvas = _wait_for_run(page)
-        yield Pad(page, canvas, tmp_path_factory.mktemp("screens"))
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        yield Pad(page, canvas, SCREENSHOTS)
     finally:
         page.close()
 
