@@ -103,3 +103,57 @@ def test_shape_errors_name_expected_and_received():
         F.maxpool2d_forward(np.zeros((2, 8, 8)), 2)
     with pytest.raises(ValueError, match="larger than the input"):
         F.maxpool2d_forward(np.zeros((1, 1, 1, 4)), 2)
+
+
+def channels_last(x):
+    """The same NCHW array, stored channels-last in memory, as our convolutions return it."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("N, C, H, W, Fo, k, s, p", CONV_CASES)
+def test_conv2d_gives_the_same_numbers_for_any_memory_layout(rng, N, C, H, W, Fo, k, s, p):
+    x = rng.normal(size=(N, C, H, W))
+    w, b = rng.normal(size=(Fo, C, k, k)), rng.normal(size=Fo)
+    out, cache = F.conv2d_forward(x, w, b, s, p)
+    out_cl, cache_cl = F.conv2d_forward(channels_last(x), w, b, s, p)
+    np.testing.assert_allclose(out_cl, out, rtol=0, atol=1e-12)
+    dout = rng.normal(size=out.shape)
+    for dout_layout in (dout, channels_last(dout)):
+        for got, ref in zip(F.conv2d_backward(dout_layout, cache_cl), F.conv2d_backward(dout, cache)):
+            np.testing.assert_allclose(got, ref, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("ties", ["split", "first"])
+@pytest.mark.parametrize("k, s", POOL_CASES)
+def test_maxpool_on_channels_last_relu_output_matches_naive(rng, k, s, ties):
+    # What the pooling layers really see in training: a ReLU of a convolution, channels-last in
+    # memory, float32, with many tied zeros.
+    x = channels_last(np.maximum(np.round(rng.normal(size=(3, 4, 9, 8))), 0)).astype(np.float32)
+    out, cache = F.maxpool2d_forward(x, k, s)
+    out_ref, cache_ref = naive.maxpool2d_forward(x.astype(np.float64), k, s)
+    np.testing.assert_array_equal(out, out_ref)
+    assert out.dtype == np.float32
+    dout = rng.normal(size=out.shape).astype(np.float32)
+    dx = F.maxpool2d_backward(dout, cache, ties)
+    dx_ref = naive.maxpool2d_backward(dout.astype(np.float64), cache_ref, ties)
+    assert dx.dtype == np.float32 and dx.shape == x.shape
+    np.testing.assert_allclose(dx, dx_ref, rtol=1e-6, atol=1e-6)
+
+
+def test_conv2d_keeps_float32(rng):
+    x = rng.normal(size=(2, 3, 8, 8)).astype(np.float32)
+    w = rng.normal(size=(4, 3, 3, 3)).astype(np.float32)
+    out, cache = F.conv2d_forward(x, w, np.zeros(4, np.float32), 1, 1)
+    assert out.dtype == np.float32
+    assert all(g.dtype == np.float32 for g in F.conv2d_backward(np.ones_like(out), cache))
+
+
+def test_conv2d_backward_without_input_grad(rng):
+    x, w, b = rng.normal(size=(2, 1, 6, 6)), rng.normal(size=(3, 1, 3, 3)), rng.normal(size=3)
+    out, cache = F.conv2d_forward(x, w, b)
+    dout = rng.normal(size=out.shape)
+    dx, dW, db = F.conv2d_backward(dout, cache, input_grad=False)
+    _, dW_full, db_full = F.conv2d_backward(dout, cache)
+    assert dx is None
+    np.testing.assert_array_equal(dW, dW_full)
+    np.testing.assert_array_equal(db, db_full)
