@@ -179,15 +179,19 @@ def plot_filters(W, fig=None, title=None):
     """The kernels of a Conv2d as one mosaic: column f holds filter f, one kernel per input
     channel from top to bottom.
 
-    W: (F, C, k, k), e.g. ``net[0].params["W"]`` (10, 1, 5, 5): one row of ten kernels, or
-    ``net[3].params["W"]`` (20, 10, 5, 5): 10 rows by 20 columns. Each kernel is scaled by its
-    own min and max (black = most negative, white = most positive). Returns the figure, one axes.
+    W: (F, C, k, k), e.g. ``net[0].params["W"]`` (10, 1, 5, 5), or ``net[3].params["W"]``
+    (20, 10, 5, 5): 10 rows by 20 columns. Single-channel kernels fill two rows when there are
+    more than six (bigger tiles). Each kernel is scaled by its own min and max (black = most
+    negative, white = most positive). Returns the figure, one axes.
     """
     W = np.asarray(W)
     if W.ndim != 4:
         raise ValueError(f"plot_filters expects conv weights W of shape (F, C, k, k); got {W.shape}")
     F, C, kh, kw = W.shape
-    mosaic = tile_images(W.transpose(1, 0, 2, 3).reshape(C * F, kh, kw), ncols=F)
+    if C == 1:
+        mosaic = tile_images(W[:, 0], ncols=F if F <= 6 else -(-F // 2))
+    else:
+        mosaic = tile_images(W.transpose(1, 0, 2, 3).reshape(C * F, kh, kw), ncols=F)
     height = 0.5 + 6.0 * mosaic.shape[0] / mosaic.shape[1]
     fig = new_figure((6.0, min(max(height, 1.3), 8.0)), fig)
     ax = fig.add_subplot()

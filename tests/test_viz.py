@@ -119,7 +119,7 @@ def test_plot_filters_first_and_second_layer():
     fig = viz.plot_filters(net[0].params["W"])
     assert len(fig.axes) == 1
     (image,) = _images(fig.axes[0])
-    assert image.shape == (5, 10 * 6 - 1)            # one row of ten 5x5 kernels
+    assert image.shape == (2 * 6 - 1, 5 * 6 - 1)     # ten 5x5 kernels in two rows of five
     fig = viz.plot_filters(net[3].params["W"])
     (image,) = _images(fig.axes[0])
     assert image.shape == (10 * 6 - 1, 20 * 6 - 1)   # columns: 20 filters, rows: 10 channels
