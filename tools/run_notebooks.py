@@ -2,7 +2,8 @@
 
     .venv/bin/python tools/run_notebooks.py                      # every notebooks/NN_*.ipynb
     .venv/bin/python tools/run_notebooks.py notebooks/01_gradient_checking.ipynb
-    .venv/bin/python tools/run_notebooks.py --check              # exit 1 if a re-run changes a file
+    .venv/bin/python tools/run_notebooks.py --check              # exit 1 if a re-run changes a
+                                                                 # checked output (writes nothing)
 
 The stored outputs are nbval's baseline (`pytest --nbval`), so re-running a notebook whose code did
 not change must give an empty `git diff`. This tool therefore:
@@ -20,6 +21,10 @@ not change must give an empty `git diff`. This tool therefore:
   compares;
 - writes atomically (a temporary file in the same folder, then ``os.replace``), and only when the
   whole notebook ran without an unexpected error. Cells tagged ``raises-exception`` may raise.
+
+Cells tagged ``nbval-ignore-output`` that print timings differ on every run; the tool names the
+cells whose outputs changed, so a diff confined to those cells is easy to recognise, and
+``--check`` accepts it.
 
 What it trades away: notebooks run one after the other (no parallelism), and widgets are not
 stored live: an opened notebook shows a widget's text form until its cell is run again.
@@ -165,6 +170,34 @@ def serialize(nb) -> str:
     return text if text.endswith("\n") else text + "\n"
 
 
+IGNORED_MARK = " (tagged nbval-ignore-output)"
+
+
+def describe_changes(old_text: str, new_text: str) -> list[str]:
+    """Which code cells' outputs differ between two stored versions of one notebook.
+
+    Cells are numbered like nbval numbers them (code cells only, from 0) and marked when tagged
+    nbval-ignore-output (their outputs, e.g. timings, may differ on every run).
+    """
+    try:
+        old = nbformat.reads(old_text, as_version=4)
+    except Exception as error:  # an unreadable old file: everything changed
+        return [f"the stored file could not be read ({type(error).__name__})"]
+    new = nbformat.reads(new_text, as_version=4)
+    old_code = [c for c in old.cells if c.cell_type == "code"]
+    new_code = [c for c in new.cells if c.cell_type == "code"]
+    if [c.source for c in old_code] != [c.source for c in new_code]:
+        return ["code cells were added, removed or edited since the last run"]
+    lines = []
+    for index, (before, after) in enumerate(zip(old_code, new_code)):
+        if before.get("outputs") != after.get("outputs"):
+            ignored = "nbval-ignore-output" in after.metadata.get("tags", [])
+            lines.append(f"Cell {index}: outputs differ" + (IGNORED_MARK if ignored else ""))
+    if not lines:
+        lines.append("outputs are the same; metadata, cell ids or formatting differ")
+    return lines
+
+
 def write_atomically(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a temporary file in the same folder and os.replace."""
     fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -187,7 +220,8 @@ def parse_args(argv=None):
     parser.add_argument("--timeout", type=int, default=600,
                         help="seconds one cell may run before the run fails (default 600)")
     parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 if re-running would change a notebook")
+                        help="write nothing; exit 1 if re-running would change a notebook in "
+                             "more than its nbval-ignore-output cells (timings differ every run)")
     return parser.parse_args(argv)
 
 
@@ -216,16 +250,21 @@ def main(argv=None) -> int:
             failed.append(shown)
             continue
         seconds = time.perf_counter() - start
-        same = path.read_text(encoding="utf-8") == text
+        old_text = path.read_text(encoding="utf-8")
+        same = old_text == text
+        changes = [] if same else describe_changes(old_text, text)
         if args.check:
-            status = "unchanged" if same else "WOULD CHANGE"
-            if not same:
+            only_ignored = bool(changes) and all(IGNORED_MARK in line for line in changes)
+            status = "unchanged" if same else "ignored only" if only_ignored else "WOULD CHANGE"
+            if not same and not only_ignored:
                 changed.append(shown)
         else:
             if not same:
                 write_atomically(path, text)
             status = "unchanged" if same else "updated"
         print(f"{status:>12}  {shown}  (run time: {seconds:.1f} s)")
+        for line in changes:
+            print(f"{'':14}{line}")
     if failed:
         print(f"{len(failed)} notebook(s) failed: {', '.join(map(str, failed))}", file=sys.stderr)
         return 1
