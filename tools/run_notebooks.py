@@ -6,7 +6,8 @@
                                                                  # checked output (writes nothing)
 
 The stored outputs are nbval's baseline (`pytest --nbval`), so re-running a notebook whose code did
-not change must give an empty `git diff`. This tool therefore:
+not change must give an empty `git diff` (timings in ignored cells aside, see below). This tool
+therefore:
 
 - runs each notebook with nbclient in a fresh kernel of *this* Python environment (the same
   interpreter as `sys.executable`, like nbval's `--nbval-current-env`), with the notebook's folder as
@@ -111,7 +112,7 @@ def clean_output(output: dict) -> dict | None:
         data.pop(WIDGET_VIEW, None)  # random model ids; the widget state is not stored anyway
         if not data:
             return None
-        # Matplotlib puts the figure size in metadata; nbval skips metadata, keep it only if set.
+        # Keep only non-empty per-output metadata (nbval does not compare it).
         output["metadata"] = {k: v for k, v in output.get("metadata", {}).items() if v}
     return output
 
