@@ -213,6 +213,31 @@ def test_checked_cells_hold_no_progress_bars_or_widget_reprs(notebook):
                 "nbval-ignore-output (and re-run with tools/run_notebooks.py)")
 
 
+# A duration as people print it; after sanitizing, none may remain in a checked cell.
+TIMING = re.compile(r"\b\d+(?:\.\d+)? ?(?:ms|\u00b5s|us|ns|sec|secs|seconds)\b"
+                    r"|\b\d+\.\d+ ?s\b|per loop \(mean")
+
+
+def test_checked_outputs_hold_no_unsanitized_timings(notebook):
+    from nbval.plugin import get_sanitize_patterns
+
+    path, nb = notebook
+    patterns = get_sanitize_patterns(
+        (NOTEBOOK_DIR / "nbval-sanitize.cfg").read_text(encoding="utf-8"))
+    for index, cell in enumerate(_code_cells(nb)):
+        if not _is_checked(cell):
+            continue
+        for text in _text_outputs(cell):
+            for regex, replace in patterns:
+                text = re.sub(regex, replace, text)
+            match = TIMING.search(text)
+            assert match is None, (
+                f"{path.name}, code cell {index} prints a timing nbval will compare: "
+                f"{text[max(0, match.start() - 30):match.end()]!r}. Print it as "
+                "'<label> time: 1.23 s' (see notebooks/nbval-sanitize.cfg) or tag the cell "
+                "nbval-ignore-output")
+
+
 def test_notebook_was_saved_by_the_run_tool(notebook):
     """tools/run_notebooks.py output is a fixed point of its own cleaning: no timestamps, no
     widget state, stable cell ids, merged streams."""
