@@ -180,12 +180,14 @@ class TrainingDashboard:
         self.digit_box = W.BoundedIntText(value=0, min=0, max=max(len(self.data.x_test) - 1, 0),
                                           description="test digit #", style=style,
                                           layout=W.Layout(width="180px"))
-        self.activations_button = W.Button(description="Show activations", icon="eye")
+        self.activations_button = W.Button(description="Show activations", icon="eye",
+                                           layout=W.Layout(width="auto"))
         self.activations_image = W.Image(format="png", layout=W.Layout(width="620px"))
         self.activations_button.on_click(
             lambda _: self._guard(lambda: self.show_activations(self.digit_box.value)))
 
-        self.test_button = W.Button(description="Run the test set", icon="tasks")
+        self.test_button = W.Button(description="Run the test set", icon="tasks",
+                                    layout=W.Layout(width="auto"))
         self.test_result = W.HTML()
         self.confusion_image = W.Image(format="png", layout=W.Layout(width="470px"))
         self.mistakes_image = W.Image(format="png", layout=W.Layout(width="720px"))
@@ -391,7 +393,7 @@ class TrainingDashboard:
                 raise ValueError("this network has no Conv2d layer to draw")
             images = list(self.filters_box.children)
             while len(images) < len(convs):
-                images.append(widgets.Image(format="png", layout=widgets.Layout(width="600px")))
+                images.append(widgets.Image(format="png"))  # natural size: 480 px wide
             for image, (i, layer) in zip(images, convs):
                 W = layer.params["W"]
                 image.value = self._render(
