@@ -461,14 +461,18 @@ class DigitPad:
     touch_cancel = touch_end
 
     def draw(self, strokes):
-        """Replay strokes [[(x, y), ...], ...] (canvas coordinates) through the mouse handlers."""
-        for stroke in strokes:
-            if len(stroke) == 0:
-                continue
-            self.mouse_down(*stroke[0])
-            for x, y in stroke[1:]:
-                self.mouse_move(x, y)
-            self.mouse_up(*stroke[-1])
+        """Replay strokes [[(x, y), ...], ...] (canvas coordinates) through the mouse handlers.
+
+        The canvas commands of the whole replay go to the browser as one message.
+        """
+        with hold_canvas():
+            for stroke in strokes:
+                if len(stroke) == 0:
+                    continue
+                self.mouse_down(*stroke[0])
+                for x, y in stroke[1:]:
+                    self.mouse_move(x, y)
+                self.mouse_up(*stroke[-1])
 
     def clear(self, *_):
         """Empty the box (the hint shows again)."""
