@@ -6,11 +6,11 @@
 
 A training step is the whole thing: forward, softmax cross-entropy, backward, SGD momentum update,
 on the reference network (``cnnlib.models.seed_net``) with random 24x24 float32 images. Inference
-is ``predict`` on 10,000 images, 256 at a time (its default). When ``import torch`` works the
+is ``predict`` on 10,000 images, 128 at a time (its default). When ``import torch`` works the
 same network (same initial weights, same SGD settings, same number of threads) is timed too, in
 alternating slices (cnnlib, PyTorch, PyTorch, cnnlib, ...) so that noise from a shared machine
-hits both, and the ratios are printed. Timings on a busy machine vary from run to run; compare ratios measured in
-one run, never absolute numbers from different runs.
+hits both, and the ratios are printed. Timings on a busy machine vary from run to run: compare
+ratios measured in one run, never absolute numbers from different runs.
 
 What it trades away: one network and one input size; no GPU; no statistics beyond totals.
 """
@@ -18,6 +18,7 @@ What it trades away: one network and one input size; no GPU; no statistics beyon
 from __future__ import annotations
 
 import datetime
+import inspect
 import os
 import platform
 import time
@@ -27,6 +28,7 @@ import numpy as np
 from . import __version__
 from .losses import softmax_cross_entropy
 from .models import build_model, seed_net
+from .network import Sequential
 from .optim import SGD
 
 __all__ = ["set_threads", "machine_info", "CnnlibRunner", "TorchRunner", "compare",
@@ -35,7 +37,8 @@ __all__ = ["set_threads", "machine_info", "CnnlibRunner", "TorchRunner", "compar
 IMAGE_SIZE = 24
 POOL = 2000            # random training images the batches cycle through
 INFERENCE_IMAGES = 10_000
-INFERENCE_BATCH = 256     # Sequential.predict's default, used for both libraries
+# Sequential.predict's default batch size (128), used for both libraries.
+INFERENCE_BATCH = inspect.signature(Sequential.predict).parameters["batch_size"].default
 LR, MOMENTUM = 0.01, 0.9
 
 
@@ -237,10 +240,12 @@ def compare(runners, batch_sizes=(20, 64), seconds=3.0, rounds=3, inference=True
     runners: list of CnnlibRunner-like objects. Each (batch size, runner) trains for ``seconds``
     in total, split into ``rounds`` slices; in every round the runners take turns, and the order
     reverses from one round to the next. Inference: one pass over 10,000 images per round.
-    Returns {(task, runner name): rate} with task "train 20", "train 64", ..., "inference".
+    Returns (rates, cpu_rates), each {(task, runner name): examples per second} with task
+    "train 20", "train 64", ..., "inference": per second of wall-clock time, and per second of
+    this process's CPU time (with one thread, about what an otherwise idle machine would give).
     """
     x_test, _ = _random_data(np.random.default_rng(seed + 1), INFERENCE_IMAGES)
-    totals = {}                                  # (task, name) -> [examples, seconds]
+    totals = {}                                  # (task, name) -> [examples, seconds, CPU seconds]
     for runner in runners:                       # warm-up: first calls allocate and load code
         for batch_size in batch_sizes:
             runner.train(batch_size, 0.0)
@@ -250,18 +255,24 @@ def compare(runners, batch_sizes=(20, 64), seconds=3.0, rounds=3, inference=True
         order = runners if r % 2 == 0 else runners[::-1]
         for batch_size in batch_sizes:
             for runner in order:
+                cpu = time.process_time()
                 n, t = runner.train(batch_size, seconds / rounds)
-                _add(totals, (f"train {batch_size}", runner.name), n, t)
+                _add(totals, (f"train {batch_size}", runner.name), n, t, time.process_time() - cpu)
         if inference:
             for runner in order:
-                _add(totals, ("inference", runner.name), len(x_test), runner.infer(x_test))
-    return {key: n / t for key, (n, t) in totals.items()}
+                cpu = time.process_time()
+                t = runner.infer(x_test)
+                _add(totals, ("inference", runner.name), len(x_test), t, time.process_time() - cpu)
+    rates = {key: n / t for key, (n, t, _) in totals.items()}
+    cpu_rates = {key: n / cpu for key, (n, _, cpu) in totals.items()}
+    return rates, cpu_rates
 
 
-def _add(totals, key, examples, seconds):
-    total = totals.setdefault(key, [0, 0.0])
+def _add(totals, key, examples, seconds, cpu_seconds):
+    total = totals.setdefault(key, [0, 0.0, 0.0])
     total[0] += examples
     total[1] += seconds
+    total[2] += cpu_seconds
 
 
 def format_table(rates, names, batch_sizes=(20, 64), inference=True):
@@ -331,8 +342,13 @@ def main(seconds=3.0, rounds=3, threads=1, batch_sizes=(20, 64), use_torch=True,
     for line in machine_info():
         out(line)
     out(f"timing {seconds:g} s per task and library, in {rounds} alternating slices...")
-    rates = compare(runners, batch_sizes, seconds, rounds, inference, seed)
-    out(format_table(rates, [r.name for r in runners], batch_sizes, inference))
+    rates, cpu_rates = compare(runners, batch_sizes, seconds, rounds, inference, seed)
+    names = [r.name for r in runners]
+    out("per second of wall-clock time:")
+    out(format_table(rates, names, batch_sizes, inference))
+    out("per second of CPU time (all threads added up; on a shared machine, with --threads 1, "
+        "closer to what an idle machine gives):")
+    out(format_table(cpu_rates, names, batch_sizes, inference))
     if hasattr(os, "getloadavg"):
         out("load average (1 min) at the end: {:.1f}".format(os.getloadavg()[0]))
     if recipe:
