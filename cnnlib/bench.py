@@ -299,8 +299,8 @@ def time_recipe(epochs=2, seed=0, evaluate=True):
 
     50,000 training digits, a random 24x24 crop each, batch 20, SGD lr 0.01 momentum 0.9,
     ``epochs`` epochs, no validation during the run. Returns a dict with the seconds (wall-clock
-    and CPU), examples/s and (when ``evaluate``) the centre-crop test accuracy. Needs the MNIST files already in
-    ``data/mnist`` (``python -m cnnlib data``).
+    and CPU), examples/s and (when ``evaluate``) the centre-crop test accuracy. Needs the MNIST
+    files already in ``data/mnist`` (``python -m cnnlib data``).
     """
     from . import data, train
 
