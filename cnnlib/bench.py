@@ -350,7 +350,13 @@ def main(seconds=3.0, rounds=3, threads=1, batch_sizes=(20, 64), use_torch=True,
         "closer to what an idle machine gives):")
     out(format_table(cpu_rates, names, batch_sizes, inference))
     if hasattr(os, "getloadavg"):
-        out("load average (1 min) at the end: {:.1f}".format(os.getloadavg()[0]))
+        load = os.getloadavg()[0]
+        out(f"load average (1 min) at the end: {load:.1f}")
+        if threads > 1 and load > (os.cpu_count() or 1):
+            # Measured here: with more runnable threads than cores, both libraries' spinning
+            # worker threads wait on each other and training gets ~5x slower than on 1 thread.
+            out(f"warning: the machine was busier than its {os.cpu_count()} cores; multi-threaded "
+                "timings collapse under such load, --threads 1 measures the code, not the queue")
     if recipe:
         out("original recipe: 2 epochs of 50,000 random 24x24 crops, batch 20, SGD lr 0.01 "
             "momentum 0.9 (cnnlib.train.Trainer)...")
