@@ -1,6 +1,6 @@
 """Time every layer's forward and backward of the reference network at one batch size.
 
-    .venv/bin/python benchmarks/profile_ops.py [--batch-size 20] [--repeats 200]
+    .venv/bin/python benchmarks/profile_ops.py [--batch-size 20] [--repeats 200] [--threads 1]
 
 Prints the best-of-repeats time per call in microseconds, so the slowest operation of a training
 step stands out. Best-of (not mean) because the machine is shared and noise only adds time.
@@ -11,6 +11,7 @@ import time
 
 import numpy as np
 
+from cnnlib.bench import set_threads
 from cnnlib.losses import softmax_cross_entropy
 from cnnlib.models import seed_net
 from cnnlib.optim import SGD
@@ -30,7 +31,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--threads", type=int, default=1, help="BLAS threads (default: 1)")
     args = parser.parse_args()
+    print("BLAS threads:", set_threads(args.threads))
     rng = np.random.default_rng(0)
     net = seed_net(rng)
     x = rng.random((args.batch_size, 1, 24, 24), dtype=np.float32)
