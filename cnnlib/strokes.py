@@ -16,6 +16,9 @@ Two methods (``METHODS``):
   place it in a 28x28 field so that its centre of mass is the field's centre, and take the centre
   24x24 (the crop the network is evaluated on).
 
+"mnist" is ``DEFAULT_METHOD``: on 600 real pen digits (UNIPEN, 24 writers; notebook 10) the
+shipped network read 96.6% of the held-out writers' digits with it, 93.6% with "original".
+
 Both draw the strokes with ``rasterize``: an anti-aliased thick-line rasterizer with round caps
 and joins, vectorized as the distance from every pixel centre to every segment.
 
@@ -77,7 +80,7 @@ MNIST_BOX = 20.0
 """The "mnist" method's box: the ink's longer side in output pixels (MNIST: 20)."""
 
 RESAMPLE_STEP = 0.5
-"""Points closer than this (in output pixels) to the previous kept point are dropped."""
+"""Strokes are thinned to about one point per this much path length, in output pixels."""
 
 
 # ---------------------------------------------------------------------------------------------
