@@ -17,7 +17,8 @@ Two methods (``METHODS``):
   24x24 (the crop the network is evaluated on).
 
 "mnist" is ``DEFAULT_METHOD``: on 600 real pen digits (UNIPEN, 24 writers; notebook 10) the
-shipped network read 96.6% of the held-out writers' digits with it, 93.6% with "original".
+shipped network (20 epochs, test 99.16%) read 96.6% of the held-out writers' digits with it,
+93.6% with "original".
 
 Both draw the strokes with ``rasterize``: an anti-aliased thick-line rasterizer with round caps
 and joins, vectorized as the distance from every pixel centre to every segment.
