@@ -285,9 +285,9 @@ def test_teach_moves_toward_the_label_and_reset_restores_the_weights(tmp_path):
     probs_before = pad.probs.copy()
     label = int(np.argsort(probs_before)[0])  # the least likely class
     result = pad.teach(label)
-    assert result["replay"] and 1 <= len(result["losses"]) <= 10
+    assert result["replay"] and 1 <= len(result["losses"]) <= widgets.TEACH_STEPS
     assert result["after"][label] > result["before"][label] + 0.05
-    assert result["after"][label] >= 0.9 or len(result["losses"]) == 10
+    assert result["after"][label] >= 0.9 or len(result["losses"]) == widgets.TEACH_STEPS
     np.testing.assert_array_equal(result["before"], probs_before)
     np.testing.assert_array_equal(pad.probs, result["after"])
     assert "before" in pad._teach_table.value
