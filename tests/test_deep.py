@@ -78,7 +78,8 @@ def test_saved_network_comes_back_in_eval_mode_with_its_statistics(rng, tmp_path
     assert loaded.training is False and all(not layer.training for layer in loaded)
     np.testing.assert_array_equal(loaded.predict_proba(x), expected)
     # forward() right after loading is already evaluation: one image scores as in its batch.
-    np.testing.assert_allclose(loaded.forward(x[:1]), loaded.forward(x)[:1], rtol=1e-5)
+    # (float32 sums in another order differ in the last bits; batch statistics would differ by far more.)
+    np.testing.assert_allclose(loaded.forward(x[:1]), loaded.forward(x)[:1], rtol=1e-4, atol=1e-5)
     # JSON twin too.
     twin = models.import_json(models.export_json(net, tmp_path / "deep.json"))
     assert twin.training is False
