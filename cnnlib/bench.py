@@ -239,7 +239,8 @@ def compare(runners, batch_sizes=(20, 64), seconds=3.0, rounds=3, inference=True
 
     runners: list of CnnlibRunner-like objects. Each (batch size, runner) trains for ``seconds``
     in total, split into ``rounds`` slices; in every round the runners take turns, and the order
-    reverses from one round to the next. Inference: one pass over 10,000 images per round.
+    reverses from one round to the next. Inference: passes over 10,000 images for ``seconds`` in
+    total, split the same way.
     Returns (rates, cpu_rates), each {(task, runner name): examples per second} with task
     "train 20", "train 64", ..., "inference": per second of wall-clock time, and per second of
     this process's CPU time (with one thread, about what an otherwise idle machine would give).
@@ -250,7 +251,7 @@ def compare(runners, batch_sizes=(20, 64), seconds=3.0, rounds=3, inference=True
         for batch_size in batch_sizes:
             runner.train(batch_size, 0.0)
         if inference:
-            runner.infer(x_test[:INFERENCE_BATCH])
+            runner.infer(x_test)
     for r in range(rounds):
         order = runners if r % 2 == 0 else runners[::-1]
         for batch_size in batch_sizes:
@@ -259,10 +260,12 @@ def compare(runners, batch_sizes=(20, 64), seconds=3.0, rounds=3, inference=True
                 n, t = runner.train(batch_size, seconds / rounds)
                 _add(totals, (f"train {batch_size}", runner.name), n, t, time.process_time() - cpu)
         if inference:
-            for runner in order:
-                cpu = time.process_time()
-                t = runner.infer(x_test)
-                _add(totals, ("inference", runner.name), len(x_test), t, time.process_time() - cpu)
+            for runner in order:                 # whole passes over x_test for seconds / rounds
+                cpu, images, elapsed = time.process_time(), 0, 0.0
+                while elapsed < seconds / rounds or images == 0:
+                    elapsed += runner.infer(x_test)
+                    images += len(x_test)
+                _add(totals, ("inference", runner.name), images, elapsed, time.process_time() - cpu)
     rates = {key: n / t for key, (n, t, _) in totals.items()}
     cpu_rates = {key: n / cpu for key, (n, _, cpu) in totals.items()}
     return rates, cpu_rates

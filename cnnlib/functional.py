@@ -99,13 +99,16 @@ def linear_backward(dout, cache, input_grad=True):
 # ----------------------------------------------------------------------------------- activations
 
 def relu_forward(x):
-    """ReLU: ``out = max(x, 0)``, elementwise; any shape. The cache is the mask ``x > 0``."""
-    return np.maximum(x, 0), x > 0
+    """ReLU: ``out = max(x, 0)``, elementwise; any shape. The cache is ``x`` itself (no copy):
+    the backward pass builds the mask ``x > 0`` when it needs it, so a forward pass alone (as in
+    prediction) costs one pass over the data."""
+    return np.maximum(x, 0), x
 
 
 def relu_backward(dout, cache):
     """dx = dout where x > 0, else 0 (the subgradient 0 is taken at the kink x = 0)."""
-    return dout * cache
+    x = cache
+    return dout * (x > 0)
 
 
 def tanh_forward(x):
@@ -301,26 +304,41 @@ def _tap_slices(k, stride, H_out, W_out):
             for u in range(k) for v in range(k)]
 
 
+def _taps(x_nhwc, k, stride, H_out, W_out):
+    """Tap (u, v) of every k x k window, for each of the k * k taps: (k * k, N, H_out, W_out, C).
+
+    Tap (u, v) of every window at once is the strided slice x[:, u::s, v::s]; the taps are copied
+    one after another into contiguous memory, where the backward pass compares them with the
+    maxima."""
+    N, _, _, C = x_nhwc.shape
+    taps = np.empty((k * k, N, H_out, W_out, C), dtype=x_nhwc.dtype)
+    for t, (rows, cols) in enumerate(_tap_slices(k, stride, H_out, W_out)):
+        taps[t] = x_nhwc[:, rows, cols]
+    return taps
+
+
 def maxpool2d_forward(x, kernel_size, stride=None):
     """Max-pooling over k x k windows. x: (N, C, H, W) -> out: (N, C, H_out, W_out).
 
     out[n, c, i, j] = max_{u, v} x[n, c, s*i + u, s*j + v], with stride s (default: k).
     Windows may overlap (s < k); rows and columns that no window reaches get no gradient.
 
-    Tap (u, v) of every window at once is the strided slice x[:, :, u::s, v::s]. The k * k taps
-    are copied one after another into ``taps`` (channels-last, like the convolution's output), so
-    the maximum, and the backward pass's comparisons, run over contiguous memory.
+    The maximum is taken tap by tap: tap (u, v) of every window at once is the strided slice
+    x[:, :, u::s, v::s], and a running ``np.maximum`` over the k * k taps needs no copy of x. The
+    cache keeps x itself (no copy); only the backward pass gathers the taps (see ``_taps``).
     """
     stride = kernel_size if stride is None else stride
     _check_pool(x, kernel_size, stride)
     N, C, H, W = x.shape
     H_out, W_out = output_size(H, kernel_size, stride), output_size(W, kernel_size, stride)
     x_nhwc = x.transpose(0, 2, 3, 1)                        # a view, channels-last for our layers
-    taps = np.empty((kernel_size * kernel_size, N, H_out, W_out, C), dtype=x.dtype)
-    for t, (rows, cols) in enumerate(_tap_slices(kernel_size, stride, H_out, W_out)):
-        taps[t] = x_nhwc[:, rows, cols]
-    out = taps.max(axis=0).transpose(0, 3, 1, 2)            # (N, C, H_out, W_out)
-    cache = (x.shape, taps, out, kernel_size, stride)
+    slices = _tap_slices(kernel_size, stride, H_out, W_out)
+    rows, cols = slices[0]
+    out_nhwc = x_nhwc[:, rows, cols].copy()                 # (N, H_out, W_out, C)
+    for rows, cols in slices[1:]:
+        np.maximum(out_nhwc, x_nhwc[:, rows, cols], out=out_nhwc)
+    out = out_nhwc.transpose(0, 3, 1, 2)                    # (N, C, H_out, W_out)
+    cache = (x, out, kernel_size, stride)
     return out, cache
 
 
@@ -336,9 +354,11 @@ def maxpool2d_backward(dout, cache, ties="split"):
     """
     if ties not in TIES:
         raise ValueError(f"ties must be one of {TIES}; got {ties!r}")
-    x_shape, taps, out, k, stride = cache
-    N, C, H, W = x_shape
+    x, out, k, stride = cache
+    N, C, H, W = x.shape
+    H_out, W_out = out.shape[2], out.shape[3]
     out_nhwc, dout_nhwc = out.transpose(0, 2, 3, 1), dout.transpose(0, 2, 3, 1)
+    taps = _taps(x.transpose(0, 2, 3, 1), k, stride, H_out, W_out)
     is_max = taps == out_nhwc                               # (k * k, N, H_out, W_out, C)
     if ties == "first":
         is_max &= np.cumsum(is_max, axis=0) == 1            # only the first tap that is a maximum
@@ -346,7 +366,7 @@ def maxpool2d_backward(dout, cache, ties="split"):
     else:
         dtaps = is_max * (dout_nhwc / is_max.sum(axis=0, dtype=dout.dtype))  # count >= 1
     dx_nhwc = np.zeros((N, H, W, C), dtype=dtaps.dtype)
-    for t, (rows, cols) in enumerate(_tap_slices(k, stride, out.shape[2], out.shape[3])):
+    for t, (rows, cols) in enumerate(_tap_slices(k, stride, H_out, W_out)):
         if stride < k:
             dx_nhwc[:, rows, cols] += dtaps[t]              # overlapping windows: collect from each
         else:

@@ -107,5 +107,20 @@ class Sequential:
         return np.concatenate(probs)
 
     def predict(self, x, batch_size=128):
-        """Predicted class for each example: x: (N, ...) -> (N,) integers."""
-        return self.predict_proba(x, batch_size).argmax(axis=1)
+        """Predicted class for each example: x: (N, ...) -> (N,) integers.
+
+        The class with the highest score is the class with the highest probability (softmax is
+        increasing), so this skips the softmax; otherwise as ``predict_proba``.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1; got {batch_size}")
+        was_training = self.training
+        self.eval()
+        try:
+            classes = [self.forward(x[i:i + batch_size]).argmax(axis=1)
+                       for i in range(0, len(x), batch_size)]
+        finally:
+            self.train(was_training)
+        if not classes:
+            raise ValueError("predict got no examples (x has length 0)")
+        return np.concatenate(classes)
