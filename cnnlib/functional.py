@@ -358,6 +358,8 @@ def maxpool2d_backward(dout, cache, ties="split"):
     N, C, H, W = x.shape
     H_out, W_out = out.shape[2], out.shape[3]
     out_nhwc, dout_nhwc = out.transpose(0, 2, 3, 1), dout.transpose(0, 2, 3, 1)
+    if stride == k and ties == "split":
+        return _maxpool2d_backward_tiles(x.transpose(0, 2, 3, 1), out_nhwc, dout_nhwc, k)
     taps = _taps(x.transpose(0, 2, 3, 1), k, stride, H_out, W_out)
     is_max = taps == out_nhwc                               # (k * k, N, H_out, W_out, C)
     if ties == "first":
@@ -371,4 +373,28 @@ def maxpool2d_backward(dout, cache, ties="split"):
             dx_nhwc[:, rows, cols] += dtaps[t]              # overlapping windows: collect from each
         else:
             dx_nhwc[:, rows, cols] = dtaps[t]               # disjoint windows: one write per input
+    return dx_nhwc.transpose(0, 3, 1, 2)
+
+
+def _maxpool2d_backward_tiles(x_nhwc, out_nhwc, dout_nhwc, k):
+    """``maxpool2d_backward`` with ties="split" when the windows tile the input (stride = k).
+
+    Then the windows need no gathering: splitting H into (H_out, k) and W into (W_out, k) is a
+    view of x in which window (i, j) is x6[:, i, :, j, :], and the maxima and gradients broadcast
+    over each window's k x k axes. x_nhwc: (N, H, W, C); out_nhwc, dout_nhwc: (N, H_out, W_out, C).
+    Returns dx: (N, C, H, W) (channels-last memory). Rows and columns past the last window get 0.
+    """
+    N, H, W, C = x_nhwc.shape
+    _, H_out, W_out, _ = out_nhwc.shape
+    x6 = x_nhwc[:, :H_out * k, :W_out * k].reshape(N, H_out, k, W_out, k, C)   # a view
+    is_max = x6 == out_nhwc[:, :, None, :, None]                # (N, H_out, k, W_out, k, C)
+    ties = np.zeros(out_nhwc.shape, dtype=dout_nhwc.dtype)      # maxima per window, >= 1
+    for u in range(k):                                          # k * k small additions: faster
+        for v in range(k):                                      # than a sum over axes (2, 4)
+            ties += is_max[:, :, u, :, v]
+    dx6 = is_max * (dout_nhwc / ties)[:, :, None, :, None]
+    if (H_out * k, W_out * k) == (H, W):
+        return dx6.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+    dx_nhwc = np.zeros((N, H, W, C), dtype=dx6.dtype)
+    dx_nhwc[:, :H_out * k, :W_out * k] = dx6.reshape(N, H_out * k, W_out * k, C)
     return dx_nhwc.transpose(0, 3, 1, 2)

@@ -157,3 +157,21 @@ def test_conv2d_backward_without_input_grad(rng):
     assert dx is None
     np.testing.assert_array_equal(dW, dW_full)
     np.testing.assert_array_equal(db, db_full)
+
+
+@pytest.mark.parametrize("ties", ["split", "first"])
+@pytest.mark.parametrize("k, shape", [(2, (2, 3, 8, 6)), (3, (2, 3, 9, 6)), (2, (2, 3, 9, 7))])
+@pytest.mark.parametrize("layout", ["NCHW", "channels-last"])
+def test_maxpool_with_windows_that_tile_the_input_matches_naive(rng, k, shape, ties, layout):
+    # stride = k: the backward pass views the input as whole windows instead of gathering taps;
+    # exact tilings and ones with a leftover row and column, many ties (zeros after a ReLU).
+    x = np.maximum(np.round(rng.normal(size=shape)), 0)
+    if layout == "channels-last":
+        x = channels_last(x)
+    out, cache = F.maxpool2d_forward(x, k, k)
+    out_ref, cache_ref = naive.maxpool2d_forward(x, k, k)
+    np.testing.assert_array_equal(out, out_ref)
+    dout = rng.normal(size=out.shape)
+    dx = F.maxpool2d_backward(dout, cache, ties)
+    np.testing.assert_allclose(dx, naive.maxpool2d_backward(dout, cache_ref, ties), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(dx.sum(), dout.sum(), atol=1e-10)
