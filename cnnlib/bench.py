@@ -6,7 +6,7 @@
 
 A training step is the whole thing: forward, softmax cross-entropy, backward, SGD momentum update,
 on the reference network (``cnnlib.models.seed_net``) with random 24x24 float32 images. Inference
-is ``predict`` on 10,000 images, 128 at a time (its default). When ``import torch`` works the
+is ``predict`` on 10,000 images, 64 at a time (its default). When ``import torch`` works the
 same network (same initial weights, same SGD settings, same number of threads) is timed too, in
 alternating slices (cnnlib, PyTorch, PyTorch, cnnlib, ...) so that noise from a shared machine
 hits both, and the ratios are printed. Timings on a busy machine vary from run to run: compare
@@ -37,7 +37,7 @@ __all__ = ["set_threads", "machine_info", "CnnlibRunner", "TorchRunner", "compar
 IMAGE_SIZE = 24
 POOL = 2000            # random training images the batches cycle through
 INFERENCE_IMAGES = 10_000
-# Sequential.predict's default batch size (128), used for both libraries.
+# Sequential.predict's default batch size (64), used for both libraries.
 INFERENCE_BATCH = inspect.signature(Sequential.predict).parameters["batch_size"].default
 LR, MOMENTUM = 0.01, 0.9
 

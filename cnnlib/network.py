@@ -84,14 +84,15 @@ class Sequential:
         """Switch every layer to evaluation mode. Returns self."""
         return self.train(False)
 
-    def predict_proba(self, x, batch_size=128):
+    def predict_proba(self, x, batch_size=64):
         """Class probabilities for x: (N, ...) -> (N, K), computed batch_size examples at a time.
 
-        Runs in evaluation mode and restores the previous mode afterwards. The default of 128
-        examples keeps the reference network's intermediate arrays (~5 MB) in the CPU's cache;
-        larger batches run slower, not faster (measured with one BLAS thread: 33,000-34,000
-        images/s at 64 or 128, 25,000-28,000 at 256, 23,000 at 512). Float32 sums come out in the
-        last bit differently for different batch sizes, so compare results with a tolerance.
+        Runs in evaluation mode and restores the previous mode afterwards. The default of 64
+        examples keeps the reference network's intermediate arrays (~2.5 MB) in the CPU's cache;
+        larger batches run slower, not faster (measured with one BLAS thread on a 2-core Xeon:
+        about 34,000 images/s at 64, 30,000-34,000 at 128, 23,000-28,000 at 256). Float32 sums
+        come out differently in the last bit for different batch sizes, so compare results of
+        different batch sizes with a tolerance.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
@@ -106,7 +107,7 @@ class Sequential:
             raise ValueError("predict_proba got no examples (x has length 0)")
         return np.concatenate(probs)
 
-    def predict(self, x, batch_size=128):
+    def predict(self, x, batch_size=64):
         """Predicted class for each example: x: (N, ...) -> (N,) integers.
 
         The class with the highest score is the class with the highest probability (softmax is

@@ -500,7 +500,7 @@ class Trainer:
 
     # ---- validation
 
-    def evaluate(self, x=None, y=None, limit=None, batch_size=128):
+    def evaluate(self, x=None, y=None, limit=None, batch_size=64):
         """Accuracy (float in [0, 1]) on (x, y), default the validation set, centre crop.
 
         x: images as in the constructor (cropped to ``crop_size`` at the centre when larger);
@@ -604,7 +604,7 @@ def fit(net, x_train, y_train, x_val=None, y_val=None, *, epochs=2, batch_size=2
 
 # ----------------------------------------------------------------------------------- evaluation
 
-def predict_proba(net, images, *, crops=1, seed=0, size=24, batch_size=128):
+def predict_proba(net, images, *, crops=1, seed=0, size=24, batch_size=64):
     """Class probabilities of ``net`` for images, averaged over crops: (N, K) float.
 
     images: uint8 (N, H, W) or float (N, 1, H, W). crops=1: the centre crop (the standard
@@ -626,7 +626,7 @@ def predict_proba(net, images, *, crops=1, seed=0, size=24, batch_size=128):
     return total / crops
 
 
-def evaluate(net, images, labels, *, crops=1, seed=0, size=24, batch_size=128):
+def evaluate(net, images, labels, *, crops=1, seed=0, size=24, batch_size=64):
     """Accuracy (float in [0, 1]) of ``net`` on images with labels (N,); crops as in
     ``predict_proba``."""
     labels = _check_labels(np.asarray(images), labels, "labels")
