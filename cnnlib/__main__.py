@@ -120,6 +120,8 @@ def _train_command(recipe, args: argparse.Namespace) -> str:
              f"--validate-every {recipe.validate_every}"]
     if recipe.augment != "crop":
         words.append(f"--augment {recipe.augment}")
+    if recipe.slashed_zeros:
+        words.append(f"--slashed-zeros {recipe.slashed_zeros:g}")
     if recipe.full_train:
         words.append("--full-train")
     for flag, value in [("--train-size", recipe.train_size), ("--val-size", recipe.val_size),
@@ -138,7 +140,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     recipe = train.Recipe(
         model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
-        augment=args.augment, seed=args.seed, validate_every=args.validate_every, full_train=args.full_train,
+        augment=args.augment, slashed_zeros=args.slashed_zeros, seed=args.seed, validate_every=args.validate_every, full_train=args.full_train,
         train_size=args.train_size, val_size=args.val_size)
     split = data.load_mnist_split(progress=not args.quiet)
     start = time.perf_counter()
@@ -192,6 +194,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1; got {text}")
+    return value
+
+
 def _add_training_commands(commands) -> None:
     """The ``train`` and ``evaluate`` subcommands."""
     from cnnlib.models import MODELS
@@ -221,6 +230,9 @@ def _add_training_commands(commands) -> None:
                        help="crop: random 24x24 crops (default); affine: random rotation "
                        "(+-10 deg), scale (+-10%%) and shift (+-2 px); elastic: affine plus "
                        "elastic distortion")
+    train.add_argument("--slashed-zeros", type=_fraction, default=0.0, metavar="F",
+                       help="add a slashed copy (like a crossed 0) of this fraction of the "
+                       "training zeros to the training set (default: 0)")
     train.add_argument("--seed", type=int, default=0,
                        help="seed of the one random generator: weights, shuffles, crops")
     train.add_argument("--validate-every", type=_positive_int, default=10_000, metavar="N",

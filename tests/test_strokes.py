@@ -213,6 +213,31 @@ def test_random_thickness_thickens_and_thins_within_range():
         S.RandomThickness(1.5)
 
 
+def test_slashed_zeros_cross_the_loop_of_some_zeros_only():
+    ring = (S.rasterize([np.array([[14 + 6 * np.cos(t), 14 + 8 * np.sin(t)]
+                                   for t in np.linspace(0, 2 * np.pi, 40)])], (28, 28), 2.5)
+            * 255).astype(np.uint8)
+    images = np.repeat(ring[None], 10, axis=0)
+    labels = np.array([0, 0, 0, 0, 1, 2, 3, 4, 5, 6])
+    extra, extra_labels = S.slashed_zeros(images, labels, 0.5, np.random.default_rng(0))
+    assert extra.shape == (2, 28, 28) and extra.dtype == np.uint8
+    assert extra_labels.tolist() == [0, 0]
+    for image in extra:
+        added = (image.astype(int) - ring) > 100
+        assert added.sum() > 10                       # new ink...
+        assert added[12:17, 12:17].any()              # ...through the middle of the loop...
+        rows, cols = np.nonzero(added)
+        assert np.corrcoef(cols, rows)[0, 1] < -0.8   # ...along a "/" (y grows downwards)
+        assert (image >= ring).all()                  # the zero itself is kept
+    again, _ = S.slashed_zeros(images, labels, 0.5, np.random.default_rng(0))
+    np.testing.assert_array_equal(again, extra)
+    assert len(S.slashed_zeros(images, labels, 0.0, np.random.default_rng(0))[0]) == 0
+    with pytest.raises(ValueError, match="fraction"):
+        S.slashed_zeros(images, labels, 1.5, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="uint8"):
+        S.slashed_zeros(images.astype(np.float32), labels, 0.5, np.random.default_rng(0))
+
+
 # ---------------------------------------------------------------------------------------------
 # The stroke file reader
 

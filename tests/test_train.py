@@ -327,6 +327,20 @@ def test_cli_train_then_evaluate(tmp_path, capsys, mnist):
     assert "4 random crops (seed 2)" in runs[2]
 
 
+@pytest.mark.slow
+def test_cli_train_with_slashed_zeros_adds_them_to_the_training_set(tmp_path, capsys, mnist):
+    out = tmp_path / "tiny.npz"
+    assert main(["train", "--train-size", "300", "--val-size", "100", "--test-size", "100",
+                 "--epochs", "1", "--slashed-zeros", "0.5", "--quiet", "--out", str(out)]) == 0
+    zeros = int((mnist.y_train[:300] == 0).sum())
+    assert f"on {300 + round(0.5 * zeros)} images" in capsys.readouterr().out
+    info = models.read_header(out)["info"]
+    assert info["recipe"]["slashed_zeros"] == 0.5 and "--slashed-zeros 0.5" in info["command"]
+    with pytest.raises(SystemExit):
+        main(["train", "--slashed-zeros", "2", "--out", str(out)])
+    assert "between 0 and 1" in capsys.readouterr().err
+
+
 def test_cli_evaluate_missing_file(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path / "none.npz"), "--quiet"]) == 1
     assert f"no model file at {tmp_path / 'none.npz'}" in capsys.readouterr().err
