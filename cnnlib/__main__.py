@@ -8,6 +8,7 @@ each command.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -359,5 +360,21 @@ def main(argv: list[str] | None = None) -> int:
     return args.handler(args)
 
 
+def cli():
+    """``main`` for the command line: output piped into a reader that stops early (``| head``)
+    ends the command quietly instead of with a BrokenPipeError traceback."""
+    try:
+        try:
+            code = main()
+        except SystemExit as done:      # argparse after --help or a usage error
+            code = done.code
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python would flush stdout again at exit and fail again: point it at /dev/null first.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    return code
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(cli())

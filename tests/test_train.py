@@ -356,3 +356,23 @@ def test_cli_help_mentions_every_option(capsys):
         assert exit_.value.code == 0
         text = capsys.readouterr().out
         assert all(option in text for option in options)
+
+
+
+def test_cli_output_into_a_closed_pipe_ends_quietly(monkeypatch):
+    # `python -m cnnlib evaluate ... | head -1`: the reader goes away; no traceback, exit code 1.
+    import os
+    import sys
+
+    from cnnlib.__main__ import cli
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed_pipe = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", closed_pipe)
+    monkeypatch.setattr(sys, "argv", ["cnnlib", "train", "--help"])
+    try:
+        assert cli() == 1
+    finally:
+        monkeypatch.undo()
+        closed_pipe.close()
