@@ -1,13 +1,14 @@
 """The drawing widget in a real browser: JupyterLab + headless Chromium, real pen digits replayed.
 
-pytest starts an isolated JupyterLab on 127.0.0.1 (random port, token, its own config/data/runtime/
-settings/workspaces/IPython folders in a temp dir) serving a temp copy of
-``notebooks/11_draw_a_digit.ipynb``, opens it in Debian's Chromium through Playwright, runs it with
-Run > Run All Cells, and draws recorded UNIPEN digits on the DigitPad canvas as mouse
-down/move/up. It checks the answer shown for clear cases (a 0, a 1, a 7), that the answer refreshes
-after each stroke of a two-stroke digit, Undo and Clear, and prints the mouse-up -> answer latency
-(browser clock) and the paths of the screenshots (build/browser/). Servers and browsers are
-stopped by PID in a teardown that survives errors.
+pytest starts an isolated Jupyter server on 127.0.0.1 (random port, token, its own config/data/
+runtime/settings/workspaces/IPython folders in a temp dir) serving a temp copy of
+``notebooks/11_draw_a_digit.ipynb``, opens it in Debian's Chromium through Playwright — once in
+JupyterLab 4 and once in Notebook 7, the two front ends the course supports, each with a fresh
+kernel — runs it with Run > Run All Cells, and draws recorded UNIPEN digits on the DigitPad
+canvas as mouse down/move/up. It checks the answer shown for clear cases (a 0, a 1, a 7), that the
+answer refreshes after each stroke of a two-stroke digit, Undo and Clear, and prints the mouse-up
+-> answer latency (browser clock) and the paths of the screenshots (build/browser/). Servers and
+browsers are stopped by PID in a teardown that survives errors.
 
 Skipped when /usr/bin/chromium is missing, except under CI=true, where that is a failure.
 """
@@ -136,6 +137,12 @@ def _request(url, token, method="GET", timeout=5):
         return response.status
 
 
+def _get_json(url, token, timeout=5):
+    request = urllib.request.Request(url, headers={"Authorization": f"token {token}"})
+    with urllib.request.urlopen(request, timeout=timeout) as response:
+        return json.loads(response.read())
+
+
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     """A JupyterLab server serving a temp copy of the notebook: yields (base url, token, temp dir,
@@ -234,22 +241,83 @@ def browser(lab):
             _stop([pid for pid in seen | set(_pids_mentioning(str(tmp / "xdg"))) if _alive(pid)])
 
 
-@pytest.fixture(scope="module")
-def pad_page(lab, browser):
-    """The notebook opened and run: yields (page, DigitPad helper)."""
+# The two front ends: where the notebook opens, and how to tell that its kernel is ready.
+# JupyterLab's status bar says "Python 3 (ipykernel) | Idle"; Notebook 7 has no such text, so
+# there the toolbar's kernel name (it reads "No Kernel" until a session exists) and the server's
+# view of the kernel (GET /api/kernels) are used.
+FRONT_ENDS = {
+    "jupyterlab": "/lab/tree/{name}",
+    "notebook7": "/notebooks/{name}",
+}
+
+
+def _wait_kernel_idle(page, front_end, base, token, timeout_s=90):
+    if front_end == "jupyterlab":
+        page.get_by_text(KERNEL_IDLE).wait_for(timeout=timeout_s * 1000)
+        return
+    page.locator(".jp-Toolbar-kernelName", has_text="Python 3 (ipykernel)").wait_for(
+        timeout=timeout_s * 1000)
+    deadline = time.monotonic() + timeout_s
+    while True:
+        kernels = _get_json(f"{base}/api/kernels", token)
+        if kernels and all(k["execution_state"] == "idle" for k in kernels):
+            return
+        if time.monotonic() > deadline:
+            pytest.fail(f"the kernel did not become idle within {timeout_s} s: {kernels}")
+        page.wait_for_timeout(200)
+
+
+# Notes whether any code cell's prompt ever shows [*]: proof that Run All started this time
+# (the stored notebook already shows [n]: prompts).
+WATCH_RUN = """() => {
+    window.__cnnlibRunStarted = false;
+    const check = () => {
+        if ([...document.querySelectorAll('.jp-CodeCell .jp-InputArea-prompt')]
+                .some(p => p.textContent.includes('*'))) window.__cnnlibRunStarted = true;
+    };
+    new MutationObserver(check).observe(document.body,
+        {subtree: true, childList: true, characterData: true});
+    check();
+}"""
+
+
+def _run_all(page):
+    """Run > Run All Cells, clicked again if the run does not start (a click that lands before
+    the front end has connected to the kernel is silently dropped)."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    page.evaluate(WATCH_RUN)
+    for attempt in range(3):
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        page.locator('li.lm-Menu-item[data-command="runmenu:run-all"]').click()
+        try:
+            page.wait_for_function("() => window.__cnnlibRunStarted", timeout=20_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    pytest.fail("Run > Run All Cells did not start the notebook (tried 3 times)")
+
+
+@pytest.fixture(scope="module", params=sorted(FRONT_ENDS))
+def pad_page(request, lab, browser):
+    """The notebook opened in one front end and run in a fresh kernel: yields a ``Pad``."""
     base, token, _, _ = lab
+    front_end = request.param
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     page.set_default_timeout(30_000)
     try:
-        page.goto(f"{base}/lab/tree/{NOTEBOOK.name}?token={token}")
-        page.get_by_text(KERNEL_IDLE).wait_for(timeout=90_000)
-        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
-        page.locator('li.lm-Menu-item[data-command="runmenu:run-all"]').click()
+        page.goto(base + FRONT_ENDS[front_end].format(name=NOTEBOOK.name) + f"?token={token}")
+        _wait_kernel_idle(page, front_end, base, token)
+        _run_all(page)
         canvas = _wait_for_run(page)
+        _wait_kernel_idle(page, front_end, base, token, timeout_s=60)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        yield Pad(page, canvas, SCREENSHOTS)
+        yield Pad(page, canvas, SCREENSHOTS, front_end)
     finally:
         page.close()
+        # The next front end opens the same notebook: it must not find this kernel still there.
+        for session in _get_json(f"{base}/api/sessions", token):
+            _request(f"{base}/api/sessions/{session['id']}", token, method="DELETE")
 
 
 ERRORS_JS = """() => [...document.querySelectorAll(
@@ -262,7 +330,7 @@ def _wait_for_run(page):
 
     The stored notebook already shows [n]: prompts, so "all numbered" alone proves nothing: the
     pad's canvas exists only once its cell has run in this kernel (widget state is not stored),
-    and JupyterLab marks every queued cell [*]: until it has run.
+    and both front ends mark every queued cell [*]: until it has run.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
@@ -282,7 +350,6 @@ def _wait_for_run(page):
                     + (f"; the page shows:\n{errors[0]}" if errors else ""))
     errors = page.evaluate(ERRORS_JS)
     assert not errors, f"the notebook failed in the browser:\n{errors[0]}"
-    page.get_by_text(KERNEL_IDLE).wait_for(timeout=60_000)
     canvas = page.locator("canvas.cnnlib-digitpad")
     canvas.wait_for(state="visible")
     return canvas
@@ -310,8 +377,8 @@ INSTRUMENT = """() => {
 class Pad:
     """Drives the DigitPad on the page: strokes as mouse events, buttons, the shown answer."""
 
-    def __init__(self, page, canvas, screens):
-        self.page, self.canvas, self.screens = page, canvas, screens
+    def __init__(self, page, canvas, screens, front_end):
+        self.page, self.canvas, self.screens, self.front_end = page, canvas, screens, front_end
         self.latencies_ms = []
         canvas.scroll_into_view_if_needed()
         page.evaluate(INSTRUMENT)
@@ -355,7 +422,7 @@ class Pad:
         return self._wait_update(before["updates"], strokes_after)
 
     def screenshot(self, name):
-        path = self.screens / name
+        path = self.screens / f"{self.front_end}-{name}"
         self.page.screenshot(path=str(path), full_page=False)
         return path
 
@@ -428,8 +495,8 @@ def test_each_stroke_refreshes_the_answer_and_undo_clear_work(pad_page, digits):
     assert second["strokes"] == 2 and second["updates"] > first["updates"]
     assert second["probs"] != first["probs"], "the second stroke did not change the answer"
     assert second["guess"] == str(label)
-    print(f"\ntwo-stroke {label}: after stroke 1 {first['guess']!r}, after stroke 2 "
-          f"{second['guess']!r}")
+    print(f"\n{pad.front_end}: two-stroke {label}: after stroke 1 {first['guess']!r}, "
+          f"after stroke 2 {second['guess']!r}")
     path = pad.screenshot("digitpad-two-strokes.png")
     print(f"screenshot: {path}")
 
@@ -451,8 +518,9 @@ def test_latency_mouse_up_to_answer(pad_page):
         assert shown[-1]["strokes"] == len(record["strokes"])
     latencies = pad.latencies_ms
     quartiles = statistics.quantiles(latencies, n=4)
-    print(f"\nmouse-up -> answer (browser clock) over {len(latencies)} strokes: median "
-          f"{statistics.median(latencies):.0f} ms, quartiles {quartiles[0]:.0f}-{quartiles[2]:.0f} ms, "
+    print(f"\n{pad.front_end}: mouse-up -> answer (browser clock) over {len(latencies)} strokes: "
+          f"median {statistics.median(latencies):.0f} ms, "
+          f"quartiles {quartiles[0]:.0f}-{quartiles[2]:.0f} ms, "
           f"min {min(latencies):.0f} ms, max {max(latencies):.0f} ms")
     assert max(latencies) < 5000
     print(f"screenshot: {pad.screenshot('digitpad-last.png')}")
