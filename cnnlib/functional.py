@@ -259,7 +259,8 @@ def conv2d_backward(dout, cache, input_grad=True):
       dW[f, c, u, v] = sum_{n, i, j} dout[n, f, i, j] * xp[n, c, s*i + u, s*j + v]
       dxp[n, c, y, x] = sum over every (f, i, j, u, v) whose window touches (y, x) of
                         dout[n, f, i, j] * W[f, c, u, v]
-    (for stride 1 the last one is the full convolution of dout with the flipped kernels).
+    (for stride 1 the last one is a full cross-correlation of dout with the flipped kernels,
+    which is a true full convolution of dout with W).
     ``input_grad=False`` skips dx (returned as None): a first layer's input needs no gradient.
     """
     x_shape, xp_shape, cols, W, stride, padding = cache
