@@ -41,7 +41,7 @@ from .optim import SGD
 
 __all__ = ["TrainingDashboard", "default_model_path"]
 
-_SHIPPED = "seed-net.npz"
+_SHIPPED = ("seed-net.npz", "deep-net.npz")  # the networks the course ships in data/models/
 
 
 def default_model_path():
@@ -438,12 +438,13 @@ class TrainingDashboard:
     def save(self, path):
         """Save the network with ``cnnlib.models.save_model`` (atomic) and what trained it.
 
-        Refuses to overwrite the shipped ``seed-net.npz``: save under another name.
+        Refuses to overwrite a shipped network (``seed-net.npz``, ``deep-net.npz``): save under
+        another name. Any other file is replaced, so repeated saves of one run keep one file.
         """
         path = Path(path).expanduser()
-        if path.name == _SHIPPED:
-            raise ValueError(f"{path} is the shipped network; the dashboard does not overwrite "
-                             f"it. Choose another file name, e.g. {default_model_path()}")
+        if path.name in _SHIPPED:
+            raise ValueError(f"{path} is a shipped network's name; the dashboard does not overwrite "
+                             f"those. Choose another file name, e.g. {default_model_path()}")
         with self._lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             trainer, optimizer = self.trainer, self.trainer.optimizer

@@ -148,16 +148,14 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
 
 def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Write a uint8 array of any shape as an IDX file (the inverse of ``read_idx``)."""
+    """Write a uint8 array of any shape as an IDX file (the inverse of ``read_idx``), atomically."""
     array = np.asarray(array)
     if array.dtype != np.uint8:
         raise ValueError(f"write_idx writes uint8 arrays only; got dtype {array.dtype}")
     if not 1 <= array.ndim <= 255:
         raise ValueError(f"IDX needs 1 to 255 dimensions; got shape {array.shape}")
     header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    with open(path, "wb") as f:
-        f.write(header)
-        f.write(np.ascontiguousarray(array).tobytes())
+    _write_atomic(Path(path), [header, np.ascontiguousarray(array).tobytes()])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -174,11 +172,17 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 
 def _write_verified(dest: Path, chunks: Iterable[bytes], expected_sha256: str) -> None:
-    """Write ``chunks`` to ``dest`` only if their SHA-256 is ``expected_sha256``.
+    """Write ``chunks`` to ``dest`` only if their SHA-256 is ``expected_sha256`` (else
+    ``HashMismatchError``); atomically, as ``_write_atomic``."""
+    _write_atomic(dest, chunks, expected_sha256)
+
+
+def _write_atomic(dest: Path, chunks: Iterable[bytes], expected_sha256: str | None = None) -> None:
+    """Write ``chunks`` to ``dest``, checking their SHA-256 first when one is expected.
 
     The bytes go to a uniquely named ``*.part.tmp`` file in ``dest``'s folder, which is renamed
-    onto ``dest`` (``os.replace``, atomic) after the hash matches. On any error, including an
-    interruption, the temporary file is removed and ``dest`` is left as it was.
+    onto ``dest`` (``os.replace``, atomic) once complete (and its hash matches). On any error,
+    including an interruption, the temporary file is removed and ``dest`` is left as it was.
     """
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part.tmp")
@@ -189,7 +193,7 @@ def _write_verified(dest: Path, chunks: Iterable[bytes], expected_sha256: str) -
             for chunk in chunks:
                 digest.update(chunk)
                 f.write(chunk)
-        if digest.hexdigest() != expected_sha256:
+        if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
             raise HashMismatchError(
                 f"{dest.name} has SHA-256 {digest.hexdigest()}, expected {expected_sha256}"
             )

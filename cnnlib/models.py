@@ -372,8 +372,12 @@ def import_json(path):
     path = Path(path)
     if not path.is_file():
         raise _missing(path)
+    raw = path.read_bytes()
+    if zipfile.is_zipfile(path):  # an .npz is a zip archive
+        raise ModelFileError(f"{path} is a zip archive, not JSON: if it is a saved network (.npz), "
+                             "read it with cnnlib.models.load_model")
     try:
-        header = json.loads(path.read_bytes().decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ModelFileError(f"{path} is not valid JSON ({error}); it is truncated, corrupted or "
                              "not a network — export it again") from None

@@ -5,7 +5,9 @@
     net.backward(dscores)
     optimizer.step(net)          # anything with parameters() -> [(name, param, grad), ...]
 
-Weight decay applies to weights ("W") only, never to biases, as in the original demo.
+Weight decay applies to parameters named "W" only — convolution and linear weights, and batch
+norm's scale gamma (BatchNorm2d's "W") — never to biases ("b", batch norm's shift too), as in
+the original demo, which had no batch norm.
 """
 
 import numpy as np

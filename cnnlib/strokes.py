@@ -41,7 +41,6 @@ from __future__ import annotations
 import json
 import math
 import numbers
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -456,7 +455,11 @@ def load_strokes(path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"stroke file {path} does not exist (or is not a file)")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        raise ValueError(f"stroke file {path} is not UTF-8 text ({error.reason} at byte "
+                         f"{error.start}); expected a JSON list of stroke records") from None
     if not text.strip():
         raise ValueError(f"stroke file {path} is empty; expected a JSON list of records "
                          '{"label": 0-9, "strokes": [[[x, y], ...], ...]}')

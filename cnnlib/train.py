@@ -476,14 +476,14 @@ class Trainer:
         start = time.perf_counter()
         scores = self.net.forward(x)
         loss, dscores = softmax_cross_entropy(scores, y)
+        if not math.isfinite(loss):  # before any update: the weights stay as they were
+            raise FloatingPointError(
+                f"the loss became {loss} at step {len(self.history.loss) + 1}; the learning "
+                f"rate ({self.optimizer.lr:g}) is probably too high — lower it and start again")
         middle = time.perf_counter()
         self.net.backward(dscores)
         end = time.perf_counter()
         self.optimizer.step(self.net)
-        if not math.isfinite(loss):
-            raise FloatingPointError(
-                f"the loss became {loss} at step {len(self.history.loss) + 1}; the learning "
-                f"rate ({self.optimizer.lr:g}) is probably too high — lower it and start again")
         n = len(indices)
         self.examples_seen += n
         history = self.history

@@ -20,7 +20,6 @@ import io
 
 import matplotlib
 import numpy as np
-from matplotlib.figure import Figure
 
 __all__ = [
     "tile_images", "moving_average", "activations", "confusion_matrix", "worst_mistakes",

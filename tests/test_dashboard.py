@@ -174,9 +174,10 @@ def test_save_and_load_round_trip(make_dashboard, tmp_path):
 
 def test_save_refuses_the_shipped_file_and_load_reports_missing(make_dashboard, tmp_path):
     dash = make_dashboard()
-    with pytest.raises(ValueError, match="shipped network"):
-        dash.save(tmp_path / "seed-net.npz")
-    assert not (tmp_path / "seed-net.npz").exists()
+    for name in ("seed-net.npz", "deep-net.npz"):
+        with pytest.raises(ValueError, match="shipped network"):
+            dash.save(tmp_path / name)
+        assert not (tmp_path / name).exists()
     before = dash.net
     dash.path_box.value = str(tmp_path / "nothing-here.npz")
     dash.load_button.click()                                  # a button reports, never raises

@@ -86,6 +86,20 @@ def test_read_idx_round_trip(tmp_path):
     parsed[0, 0, 0] = 99  # the caller owns a writable array
 
 
+def test_write_idx_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "labels"
+    data.write_idx(path, np.array([7, 1], dtype=np.uint8))
+    before = path.read_bytes()
+
+    def interrupted(src, dst):
+        raise KeyboardInterrupt  # stopped just before the rename
+
+    monkeypatch.setattr(data.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        data.write_idx(path, np.arange(100, dtype=np.uint8))
+    assert path.read_bytes() == before and sorted(tmp_path.iterdir()) == [path]
+
+
 @pytest.mark.parametrize(
     "content, message",
     [

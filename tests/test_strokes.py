@@ -282,6 +282,14 @@ def test_load_strokes_names_the_bad_record(tmp_path, content, message):
     assert str(path) in str(info.value)
 
 
+def test_load_strokes_binary_file_names_the_path(tmp_path):
+    path = tmp_path / "strokes.json"
+    path.write_bytes(b"\xff\xfe[{}]")  # UTF-16 or anything else that is not UTF-8
+    with pytest.raises(ValueError, match="is not UTF-8 text") as info:
+        S.load_strokes(path)
+    assert str(path) in str(info.value)
+
+
 def test_load_strokes_missing_file_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.json"):
         S.load_strokes(tmp_path / "nope.json")

@@ -230,9 +230,14 @@ def test_trainer_rejects_bad_arguments():
 def test_a_diverging_run_says_what_to_do():
     trainer = _trainer()
     trainer.net[-1].params["W"][0, 0] = np.inf  # what a far too large step ends in
+    before = [param.copy() for _, param, _ in trainer.net.parameters()]
     with pytest.raises(FloatingPointError, match="learning rate"):
         with np.errstate(all="ignore"):
             trainer.step()
+    # Raised before the update: no weight changed, no step recorded (a lower rate can resume).
+    after = [param for _, param, _ in trainer.net.parameters()]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))
+    assert trainer.examples_seen == 0 and trainer.history.loss == []
 
 
 def test_fit_function_returns_the_history():
