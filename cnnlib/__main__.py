@@ -1,27 +1,98 @@
 """The cnnlib command line: ``python -m cnnlib COMMAND`` (or ``cnnlib COMMAND`` once installed).
 
 Each command is one subparser in ``build_parser`` and one small ``_cmd_<name>(args)`` function
-that calls library code and returns the exit code. ``python -m cnnlib COMMAND --help`` describes
-each command.
+that calls library code and returns the exit code. Bad input is a usage error (argparse types
+such as ``_positive_float``, exit code 2) or a ``CommandError`` that ``main`` prints as one
+``error: ...`` line (exit code 1), raised before any long work where it can be.
+``python -m cnnlib COMMAND --help`` describes each command.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import math
 import os
 import sys
 from pathlib import Path
+
+
+class CommandError(Exception):
+    """Bad input or a failure a command can explain: ``main`` prints ``error: <message>`` on
+    stderr and returns ``code`` (1; 2 for a usage error, as argparse's)."""
+
+    def __init__(self, message: str, code: int = 1):
+        super().__init__(message)
+        self.code = code
+
+
+@contextlib.contextmanager
+def _mnist_errors():
+    """Turn a failure to fetch or read MNIST (cnnlib.data's errors, or the file system's) into a
+    CommandError; the download error already lists the sources tried and what to do."""
+    from cnnlib import data
+
+    try:
+        yield
+    except (data.MnistDownloadError, data.IdxFormatError) as error:
+        raise CommandError(str(error)) from None
+    except OSError as error:
+        raise CommandError(f"cannot read MNIST: {error}; run `python -m cnnlib data` to check "
+                           "the files") from None
+
+
+def _check_out(path: str, example: str) -> Path:
+    """``--out PATH`` checked before any work is done, so that a bad path fails at once.
+
+    The file is written as ``cnnlib.models`` writes (missing folders are created), so PATH must
+    not be a folder, and its nearest existing ancestor must be a folder we can write in.
+    example: a file name for the message when PATH is a folder ("model.npz").
+    """
+    out = Path(path)
+    if out.is_dir():
+        raise CommandError(f"--out {out} is a folder; give a file path, e.g. --out "
+                           f"{out / example}")
+    folder = out.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise CommandError(f"--out {out}: {folder} is a file, not a folder; choose another path")
+    if not os.access(folder, os.W_OK):
+        raise CommandError(f"--out {out}: no permission to write in {folder}; choose another "
+                           "folder")
+    return out
+
+
+def _check_takes_crops(net, path) -> None:
+    """Raise CommandError unless ``net`` maps (N, 1, 24, 24) crops to (N, 10) digit scores."""
+    import numpy as np
+
+    try:
+        shape = net.predict_proba(np.zeros((1, 1, 24, 24), dtype=np.float32)).shape
+        problem = None if shape == (1, 10) else f"it gives scores of shape {shape}"
+    except ValueError as error:
+        problem = str(error)
+    if problem:
+        raise CommandError(f"the network in {path} does not take 24x24 MNIST crops (N, 1, 24, "
+                           f"24) to 10 digit scores ({problem}); give a network trained by "
+                           "`python -m cnnlib train`")
+
+
+def _print_per_digit(tallies) -> None:
+    """``per-digit accuracy:`` then ``  7: 0.9712 (34/35)`` for each (digit, right, count) with
+    count > 0 (a digit with no examples has no accuracy)."""
+    print("per-digit accuracy:")
+    for digit, right, count in tallies:
+        if count:
+            print(f"  {digit}: {right / count:.4f} ({right}/{count})")
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
     from cnnlib import data
 
     root = Path(args.root) if args.root else data.default_root()
-    try:
+    with _mnist_errors():
         arrays = data.load_mnist(root, progress=not args.quiet)
-    except data.MnistDownloadError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
     print(f"MNIST is in {root} (SHA-256 verified):")
     for name, array in zip(data.MNIST_FILES, arrays):
         print(f"  {name:<25} {str(array.shape):<16} {array.dtype}")
@@ -30,66 +101,55 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 def _cmd_classify_strokes(args: argparse.Namespace) -> int:
     import json
-    import os
-    import tempfile
 
     from cnnlib import strokes
-    from cnnlib.models import load_model
+    from cnnlib.models import _atomic_write, load_model
 
     method = args.method or strokes.DEFAULT_METHOD
     if method not in strokes.METHODS:
-        print(f"error: unknown --method {method!r}; expected one of {sorted(strokes.METHODS)}",
-              file=sys.stderr)
-        return 2
+        raise CommandError(f"unknown --method {method!r}; expected one of "
+                           f"{sorted(strokes.METHODS)}", code=2)
     model_path = Path(args.model)
     if not model_path.is_file():
-        print(f"error: model file {model_path} does not exist; pass --model PATH, or train "
-              "one with `python -m cnnlib train`", file=sys.stderr)
-        return 1
+        raise CommandError(f"model file {model_path} does not exist; pass --model PATH, or "
+                           "train one with `python -m cnnlib train`")
+    out = _check_out(args.out, "predictions.csv") if args.out else None
     try:
         records = strokes.load_strokes(args.file)
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
+        raise CommandError(str(error)) from None
     try:
         net = load_model(model_path)
     except (OSError, ValueError) as error:
-        print(f"error: cannot load model {model_path}: {error}", file=sys.stderr)
-        return 1
+        raise CommandError(f"cannot load model {model_path}: {error}") from None
+    _check_takes_crops(net, model_path)
     probabilities = strokes.classify_records(net, records, method)
     result = strokes.score(probabilities, records)
     print(f"digits: {result['n']} ({result['labelled']} labelled), method: {method}, "
           f"model: {model_path}")
     if result["accuracy"] is not None:
         print(f"accuracy: {result['accuracy']:.4f}")
-        print("per-digit accuracy:")
-        for digit, (right, count) in result["per_digit"].items():
-            print(f"  {digit}: {right / count:.4f} ({right}/{count})")
+        _print_per_digit((digit, right, count)
+                         for digit, (right, count) in result["per_digit"].items())
         for name in ("single_stroke", "multi_stroke"):
             right, count = result[name]
             if count:
                 print(f"{name.replace('_', '-')} accuracy: {right / count:.4f} ({right}/{count})")
     print(f"rejected (top probability < 2/3): {result['rejection_rate']:.4f}")
-    if args.out:
+    if out:
         rows = [{"index": i, "label": record["label"], "prediction": int(p.argmax()),
                  "probability": round(float(p.max()), 6)}
                 for i, (record, p) in enumerate(zip(records, probabilities))]
-        out = Path(args.out)
         if out.suffix.lower() == ".json":
             text = json.dumps(rows, indent=1) + "\n"
         else:
             text = "index,label,prediction,probability\n" + "".join(
                 f"{r['index']},{'' if r['label'] is None else r['label']},{r['prediction']},"
                 f"{r['probability']}\n" for r in rows)
-        # Atomic: a temporary file in the same folder, then a rename.
-        fd, tmp = tempfile.mkstemp(dir=out.parent or ".", prefix=out.name, suffix=".tmp")
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, out)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+            _atomic_write(out, lambda f: f.write(text.encode("utf-8")))
+        except OSError as error:
+            raise CommandError(f"cannot write {out}: {error}") from None
         print(f"predictions written to {out}")
     return 0
 
@@ -99,17 +159,14 @@ def _default_model_path() -> Path:
 
 
 def _print_accuracies(probabilities, labels) -> None:
-    """The ``test accuracy: 0.9867`` line, then one line per digit."""
-    from cnnlib.train import per_class_accuracy
+    """The ``test accuracy: 0.9867`` line, then one line per digit that has examples.
 
-    predictions = probabilities.argmax(axis=1)
-    print(f"test accuracy: {(predictions == labels).mean():.4f}")
-    print("per-digit accuracy:")
-    per_digit = per_class_accuracy(predictions, labels)
-    for digit, accuracy in enumerate(per_digit):
-        count = int((labels == digit).sum())
-        right = int(((predictions == labels) & (labels == digit)).sum())
-        print(f"  {digit}: {accuracy:.4f} ({right}/{count})")
+    probabilities: (N, 10); labels: (N,) digits.
+    """
+    right = probabilities.argmax(axis=1) == labels
+    print(f"test accuracy: {right.mean():.4f}")
+    _print_per_digit((digit, int(right[labels == digit].sum()), int((labels == digit).sum()))
+                     for digit in range(10))
 
 
 def _train_command(recipe, args: argparse.Namespace) -> str:
@@ -136,20 +193,31 @@ def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
     import time
 
+    import numpy as np
+
     from cnnlib import data, models, train
 
+    out = _check_out(args.out, "model.npz")
     recipe = train.Recipe(
         model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
-        augment=args.augment, slashed_zeros=args.slashed_zeros, seed=args.seed, validate_every=args.validate_every, full_train=args.full_train,
+        augment=args.augment, slashed_zeros=args.slashed_zeros, seed=args.seed,
+        validate_every=args.validate_every, full_train=args.full_train,
         train_size=args.train_size, val_size=args.val_size)
-    split = data.load_mnist_split(progress=not args.quiet)
+    with _mnist_errors():
+        split = data.load_mnist_split(progress=not args.quiet)
     start = time.perf_counter()
     try:
-        trainer = train.train_recipe(recipe, split, progress=not args.quiet)
+        # A diverging run overflows before its loss stops being finite: no numpy warnings, the
+        # FloatingPointError below says it in one line.
+        with np.errstate(over="ignore", invalid="ignore"):
+            trainer = train.train_recipe(recipe, split, progress=not args.quiet)
     except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+        raise CommandError(str(error), code=2) from None
+    except FloatingPointError as error:
+        also = ", or a smaller --weight-decay" if args.weight_decay else ""
+        raise CommandError(f"training diverged: {error} (try --lr {args.lr / 10:g}{also})") \
+            from None
     seconds = time.perf_counter() - start
     history = trainer.history
     print(f"trained {recipe.model} on {len(trainer.x_train)} images for {recipe.epochs:g} "
@@ -161,11 +229,14 @@ def _cmd_train(args: argparse.Namespace) -> int:
     x_test, y_test = split.x_test[:args.test_size], split.y_test[:args.test_size]
     probabilities = train.predict_proba(trainer.net, x_test)
     test_accuracy = float((probabilities.argmax(axis=1) == y_test).mean())
-    path = models.save_model(
-        trainer.net, args.out, recipe=dataclasses.asdict(recipe),
-        history=history.summary(), validation_accuracy=val_accuracy,
-        test_accuracy=test_accuracy, test_examples=len(y_test), train_seconds=round(seconds, 1),
-        command=_train_command(recipe, args))
+    try:
+        path = models.save_model(
+            trainer.net, out, recipe=dataclasses.asdict(recipe),
+            history=history.summary(), validation_accuracy=val_accuracy,
+            test_accuracy=test_accuracy, test_examples=len(y_test),
+            train_seconds=round(seconds, 1), command=_train_command(recipe, args))
+    except OSError as error:
+        raise CommandError(f"cannot save the network to {out}: {error}") from None
     _print_accuracies(probabilities, y_test)
     print(f"saved to {path}")
     return 0
@@ -177,9 +248,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     try:
         net = models.load_model(args.path)
     except (OSError, ValueError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    _, _, x_test, y_test = data.load_mnist(progress=not args.quiet)
+        raise CommandError(str(error)) from None
+    _check_takes_crops(net, args.path)
+    with _mnist_errors():
+        _, _, x_test, y_test = data.load_mnist(progress=not args.quiet)
     x_test, y_test = x_test[:args.test_size], y_test[:args.test_size]
     probabilities = train.predict_proba(net, x_test, crops=args.crops, seed=args.seed)
     how = "centre crop" if args.crops == 1 else f"{args.crops} random crops (seed {args.seed})"
@@ -188,18 +260,28 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1; got {text}")
-    return value
+def _number(convert, accept, expected: str):
+    """An argparse type: ``convert(text)`` (int or float), which must be finite and satisfy
+    ``accept(value)``; otherwise a usage error ``expected <expected>; got <text>``."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or (isinstance(value, float) and not math.isfinite(value)) \
+                or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text}")
+        return value
+
+    return parse
 
 
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction between 0 and 1; got {text}")
-    return value
+_positive_int = _number(int, lambda value: value >= 1, "an integer >= 1")
+_seed = _number(int, lambda value: value >= 0, "an integer >= 0")
+_positive_float = _number(float, lambda value: value > 0, "a finite number > 0")
+_non_negative_float = _number(float, lambda value: value >= 0, "a finite number >= 0")
+_fraction = _number(float, lambda value: 0 <= value <= 1, "a fraction between 0 and 1")
+_momentum = _number(float, lambda value: 0 <= value < 1, "a number >= 0 and < 1")
 
 
 def _add_training_commands(commands) -> None:
@@ -217,13 +299,16 @@ def _add_training_commands(commands) -> None:
     )
     train.add_argument("--model", default="seed", choices=sorted(MODELS),
                        help="architecture (default: seed, the demo's 7,090-parameter network)")
-    train.add_argument("--epochs", type=float, default=2, help="passes over the training set "
-                       "(default: 2)")
+    train.add_argument("--epochs", type=_positive_float, default=2,
+                       help="passes over the training set, may be fractional (default: 2)")
     train.add_argument("--batch-size", type=_positive_int, default=20, help="default: 20")
-    train.add_argument("--lr", type=float, default=0.01, help="learning rate (default: 0.01)")
-    train.add_argument("--momentum", type=float, default=0.9, help="default: 0.9")
-    train.add_argument("--weight-decay", type=float, default=0.0,
-                       help="L2 weight decay on weights, not biases (default: 0)")
+    train.add_argument("--lr", type=_positive_float, default=0.01,
+                       help="learning rate (default: 0.01)")
+    train.add_argument("--momentum", type=_momentum, default=0.9,
+                       help="0 <= momentum < 1 (default: 0.9)")
+    train.add_argument("--weight-decay", type=_non_negative_float, default=0.0,
+                       help="L2 weight decay on the weights (and batch norm's scales), not biases "
+                       "(default: 0)")
     train.add_argument("--schedule", default="constant", choices=SCHEDULES,
                        help="learning-rate schedule over the run: constant, step (x0.1 at 1/2 "
                        "and again at 3/4), cosine (to 0) (default: constant)")
@@ -234,7 +319,7 @@ def _add_training_commands(commands) -> None:
     train.add_argument("--slashed-zeros", type=_fraction, default=0.0, metavar="F",
                        help="add a slashed copy (like a crossed 0) of this fraction of the "
                        "training zeros to the training set (default: 0)")
-    train.add_argument("--seed", type=int, default=0,
+    train.add_argument("--seed", type=_seed, default=0,
                        help="seed of the one random generator: weights, shuffles, crops")
     train.add_argument("--validate-every", type=_positive_int, default=10_000, metavar="N",
                        help="validate after every N examples (default: 10000)")
@@ -263,7 +348,7 @@ def _add_training_commands(commands) -> None:
                           help="model file (default: data/models/seed-net.npz)")
     evaluate.add_argument("--crops", type=_positive_int, default=1,
                           help="1: centre crop (default); N > 1: average N random crops")
-    evaluate.add_argument("--seed", type=int, default=0,
+    evaluate.add_argument("--seed", type=_seed, default=0,
                           help="seed for the random crops (default: 0); same seed, same answer")
     evaluate.add_argument("--test-size", type=_positive_int, metavar="N",
                           help="only the first N test digits (quick runs)")
@@ -274,9 +359,10 @@ def _add_training_commands(commands) -> None:
 def _cmd_bench(args: argparse.Namespace) -> int:
     from cnnlib import bench
 
-    bench.main(seconds=args.seconds, rounds=args.rounds, threads=args.threads,
-               batch_sizes=tuple(args.batch_sizes), use_torch=not args.no_torch,
-               inference=not args.no_inference, recipe=args.recipe, model=args.model)
+    with _mnist_errors():   # --recipe trains on MNIST
+        bench.main(seconds=args.seconds, rounds=args.rounds, threads=args.threads,
+                   batch_sizes=tuple(args.batch_sizes), use_torch=not args.no_torch,
+                   inference=not args.no_inference, recipe=args.recipe, model=args.model)
     return 0
 
 
@@ -286,11 +372,12 @@ def _add_bench_command(commands) -> None:
         "bench",
         help="training and inference speed, side by side with PyTorch when it is installed",
         description="Time full training steps (forward, loss, backward, SGD momentum) of the "
-        "reference network at each batch size, and predict() on 10,000 images, for cnnlib and "
-        "(when `import torch` works) the same network in PyTorch, alternating between them so "
-        "that a busy machine's noise hits both; print the machine, the rates and the ratios.",
+        "network chosen with --model at each batch size, and predict() on 10,000 images, for "
+        "cnnlib and (when `import torch` works) the same network in PyTorch, alternating between "
+        "them so that a busy machine's noise hits both; print the machine, the rates and the "
+        "ratios.",
     )
-    bench.add_argument("--seconds", type=float, default=3.0,
+    bench.add_argument("--seconds", type=_positive_float, default=3.0,
                        help="training time per batch size and library (default: 3)")
     bench.add_argument("--rounds", type=_positive_int, default=3,
                        help="alternating slices the time is split into (default: 3)")
@@ -304,8 +391,9 @@ def _add_bench_command(commands) -> None:
     bench.add_argument("--no-torch", action="store_true", help="time cnnlib only")
     bench.add_argument("--no-inference", action="store_true", help="skip the inference timing")
     bench.add_argument("--recipe", action="store_true",
-                       help="also time the original recipe: 2 epochs of 50,000 MNIST crops at "
-                       "batch 20 with cnnlib.train (needs `python -m cnnlib data` first)")
+                       help="also time the original recipe: the seed network (whatever "
+                       "--model says), 2 epochs of 50,000 MNIST crops at batch 20 with "
+                       "cnnlib.train (needs `python -m cnnlib data` first)")
     bench.set_defaults(handler=_cmd_bench)
 
 
@@ -339,8 +427,7 @@ def build_parser() -> argparse.ArgumentParser:
         "are present), the per-digit accuracy and the rejection rate (top probability < 2/3).",
     )
     classify.add_argument("file", metavar="FILE.json", help="the stroke file")
-    classify.add_argument("--model", default=str(Path(__file__).resolve().parent.parent / "data"
-                                                 / "models" / "seed-net.npz"),
+    classify.add_argument("--model", default=str(_default_model_path()),
                           help="trained network (default: data/models/seed-net.npz)")
     classify.add_argument("--method", default=None,
                           help="pre-processing method (default: cnnlib.strokes.DEFAULT_METHOD)")
@@ -356,8 +443,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv`` (default: sys.argv[1:]), run the command, return its exit code; a
+    CommandError is printed as ``error: ...`` on stderr."""
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except CommandError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.code
 
 
 def cli():
