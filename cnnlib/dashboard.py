@@ -219,6 +219,11 @@ class TrainingDashboard:
                                       layout=W.Layout(flex="1 1 0%", min_width="0"))]),
             tabs,
         ])
+        # Stable CSS classes, for styling and for the real-browser test.
+        self.widget.add_class("cnnlib-dashboard")
+        self.run_button.add_class("cnnlib-run")
+        self.stats.add_class("cnnlib-stats")
+        self.plot_image.add_class("cnnlib-plot")
         self._set_status("ready: press Start")
 
     def _repr_mimebundle_(self, **kwargs):

@@ -2,17 +2,24 @@
 
 pytest starts an isolated Jupyter server on 127.0.0.1 (random port, token, its own config/data/
 runtime/settings/workspaces/IPython folders in a temp dir) serving a temp copy of
-``notebooks/11_draw_a_digit.ipynb``, opens it in Debian's Chromium through Playwright — once in
-JupyterLab 4 and once in Notebook 7, the two front ends the course supports, each with a fresh
-kernel — runs it with Run > Run All Cells, and draws recorded UNIPEN digits on the DigitPad
-canvas as mouse down/move/up. It checks the answer shown for clear cases (a 0, a 1, a 7), that the
-answer refreshes after each stroke of a two-stroke digit, Undo and Clear, and prints the mouse-up
--> answer latency (browser clock) and the paths of the screenshots (build/browser/). Servers and
-browsers are stopped by PID in a teardown that survives errors.
+``notebooks/11_draw_a_digit.ipynb`` and ``08_training_the_network.ipynb`` (laid out as in the
+repository: ``notebooks/`` beside a link to ``data/``), and opens them in Debian's Chromium through
+Playwright.
+
+Notebook 11 opens once in JupyterLab 4 and once in Notebook 7, the two front ends the course
+supports, each with a fresh kernel; it is run with Run > Run All Cells, and recorded UNIPEN digits
+are drawn on the DigitPad canvas as mouse down/move/up. The test checks the answer shown for clear
+cases (a 0, a 1, a 7), that the answer refreshes after each stroke of a two-stroke digit, Undo and
+Clear, and prints the mouse-up -> answer latency (browser clock) and the paths of the screenshots
+(build/browser/). Notebook 08's training dashboard is run in JupyterLab: Resume trains in a
+background thread (the kernel stays idle, the numbers and the plot move) and Pause stops it.
+
+Servers and browsers are stopped by PID in a teardown that survives errors.
 
 Skipped when /usr/bin/chromium is missing, except under CI=true, where that is a failure.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -32,6 +39,7 @@ pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "11_draw_a_digit.ipynb"
+DASHBOARD_NOTEBOOK = REPO / "notebooks" / "08_training_the_network.ipynb"
 DEV_SET = REPO.parent / "shared" / "data" / "unipen-digits-dev.json"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -148,11 +156,13 @@ def lab(tmp_path_factory):
     """A JupyterLab server serving a temp copy of the notebook: yields (base url, token, temp dir,
     server pid)."""
     _require(CHROMIUM.exists(), f"{CHROMIUM} is missing (apt-get install chromium)")
-    _require(NOTEBOOK.is_file(), f"{NOTEBOOK} is missing")
     tmp = tmp_path_factory.mktemp("lab")
     root = tmp / "root"
-    root.mkdir()
-    shutil.copy(NOTEBOOK, root / NOTEBOOK.name)
+    (root / "notebooks").mkdir(parents=True)
+    for notebook in (NOTEBOOK, DASHBOARD_NOTEBOOK):
+        _require(notebook.is_file(), f"{notebook} is missing")
+        shutil.copy(notebook, root / "notebooks" / notebook.name)
+    (root / "data").symlink_to(REPO / "data")  # notebook 08 finds the shipped model at ../data
     env = dict(os.environ)
     for name, sub in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data"),
                       ("JUPYTER_RUNTIME_DIR", "runtime"), ("JUPYTERLAB_SETTINGS_DIR", "settings"),
@@ -168,7 +178,8 @@ def lab(tmp_path_factory):
     settings = tmp / "settings"
     _write_json(settings / "@jupyterlab" / "docmanager-extension" / "plugin.jupyterlab-settings",
                 {"autosave": False})
-    _write_json(settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
+    _write_json(settings / "@jupyterlab" / "apputils-extension"
+                / "notification.jupyterlab-settings",
                 {"fetchNews": "false", "checkForUpdates": False})
     # Every cell stays in the DOM (no virtual scrolling), so the widget can be found at once.
     _write_json(settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings",
@@ -245,9 +256,11 @@ def browser(lab):
 # JupyterLab's status bar says "Python 3 (ipykernel) | Idle"; Notebook 7 has no such text, so
 # there the toolbar's kernel name (it reads "No Kernel" until a session exists) and the server's
 # view of the kernel (GET /api/kernels) are used.
+# JupyterLab opens each notebook in a workspace of its own, so that a page does not restore the
+# tabs (and start the kernels) of the notebooks opened before it.
 FRONT_ENDS = {
-    "jupyterlab": "/lab/tree/{name}",
-    "notebook7": "/notebooks/{name}",
+    "jupyterlab": "/lab/workspaces/{stem}/tree/notebooks/{name}",
+    "notebook7": "/notebooks/notebooks/{name}",
 }
 
 
@@ -298,26 +311,35 @@ def _run_all(page):
     pytest.fail("Run > Run All Cells did not start the notebook (tried 3 times)")
 
 
-@pytest.fixture(scope="module", params=sorted(FRONT_ENDS))
-def pad_page(request, lab, browser):
-    """The notebook opened in one front end and run in a fresh kernel: yields a ``Pad``."""
+@contextlib.contextmanager
+def _notebook_page(browser, lab, front_end, notebook, ready_selector):
+    """Open ``notebook`` in ``front_end``, Run All, wait until ``ready_selector`` is visible and
+    the kernel is idle: yields (page, that locator). Afterwards the page is closed and every
+    session deleted, so the next page starts with a fresh kernel."""
     base, token, _, _ = lab
-    front_end = request.param
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
     page.set_default_timeout(30_000)
     try:
-        page.goto(base + FRONT_ENDS[front_end].format(name=NOTEBOOK.name) + f"?token={token}")
+        url = FRONT_ENDS[front_end].format(name=notebook.name, stem=notebook.stem)
+        page.goto(f"{base}{url}?token={token}")
         _wait_kernel_idle(page, front_end, base, token)
         _run_all(page)
-        canvas = _wait_for_run(page)
+        ready = _wait_for_run(page, ready_selector)
         _wait_kernel_idle(page, front_end, base, token, timeout_s=60)
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        yield Pad(page, canvas, SCREENSHOTS, front_end)
+        yield page, ready
     finally:
         page.close()
-        # The next front end opens the same notebook: it must not find this kernel still there.
         for session in _get_json(f"{base}/api/sessions", token):
             _request(f"{base}/api/sessions/{session['id']}", token, method="DELETE")
+
+
+@pytest.fixture(scope="module", params=sorted(FRONT_ENDS))
+def pad_page(request, lab, browser):
+    """Notebook 11 opened in one front end and run in a fresh kernel: yields a ``Pad``."""
+    with _notebook_page(browser, lab, request.param, NOTEBOOK,
+                        "canvas.cnnlib-digitpad") as (page, canvas):
+        yield Pad(page, canvas, SCREENSHOTS, request.param)
 
 
 ERRORS_JS = """() => [...document.querySelectorAll(
@@ -325,18 +347,19 @@ ERRORS_JS = """() => [...document.querySelectorAll(
     .map(e => e.innerText).filter(t => /Error|Traceback/.test(t))"""
 
 
-def _wait_for_run(page):
-    """Wait until every code cell has run; fail with the error the page shows. Returns the canvas.
+def _wait_for_run(page, ready_selector):
+    """Wait until every code cell has run; fail with the error the page shows. Returns the
+    locator of ``ready_selector`` (a widget's element, e.g. the pad's canvas).
 
-    The stored notebook already shows [n]: prompts, so "all numbered" alone proves nothing: the
-    pad's canvas exists only once its cell has run in this kernel (widget state is not stored),
-    and both front ends mark every queued cell [*]: until it has run.
+    The stored notebook already shows [n]: prompts, so "all numbered" alone proves nothing: a
+    widget's element exists only once its cell has run in this kernel (widget state is not
+    stored), and both front ends mark every queued cell [*]: until it has run.
     """
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
         page.wait_for_function(
-            f"() => document.querySelector('canvas.cnnlib-digitpad') || ({ERRORS_JS})().length",
+            f"() => document.querySelector('{ready_selector}') || ({ERRORS_JS})().length",
             timeout=120_000)
         page.wait_for_function(
             f"""() => {{
@@ -350,9 +373,9 @@ def _wait_for_run(page):
                     + (f"; the page shows:\n{errors[0]}" if errors else ""))
     errors = page.evaluate(ERRORS_JS)
     assert not errors, f"the notebook failed in the browser:\n{errors[0]}"
-    canvas = page.locator("canvas.cnnlib-digitpad")
-    canvas.wait_for(state="visible")
-    return canvas
+    ready = page.locator(ready_selector)
+    ready.wait_for(state="visible")
+    return ready
 
 
 INSTRUMENT = """() => {
@@ -514,7 +537,8 @@ def test_latency_mouse_up_to_answer(pad_page):
     pad = pad_page
     for record in load_strokes(DEV_SET)[100:110]:
         pad.click("cnnlib-clear", 0)
-        shown = pad.draw([np.asarray(s, dtype=float).tolist() for s in fit_to_box(record["strokes"])])
+        strokes = fit_to_box(record["strokes"])
+        shown = pad.draw([np.asarray(s, dtype=float).tolist() for s in strokes])
         assert shown[-1]["strokes"] == len(record["strokes"])
     latencies = pad.latencies_ms
     quartiles = statistics.quantiles(latencies, n=4)
@@ -524,3 +548,40 @@ def test_latency_mouse_up_to_answer(pad_page):
           f"min {min(latencies):.0f} ms, max {max(latencies):.0f} ms")
     assert max(latencies) < 5000
     print(f"screenshot: {pad.screenshot('digitpad-last.png')}")
+
+
+EXAMPLES_SEEN_JS = """() => {
+    const m = /examples seen\\s+([\\d,]+)/.exec(document.querySelector('.cnnlib-stats').innerText);
+    return m ? +m[1].replace(/,/g, '') : -1;
+}"""
+
+
+def test_training_dashboard_trains_in_the_background_and_pauses(lab, browser):
+    """Notebook 08's dashboard in JupyterLab: its own cell trained 200 examples and paused; Resume
+    trains in a thread while the kernel stays idle (the numbers and the plot move), Pause stops
+    it and the numbers stay put."""
+    with _notebook_page(browser, lab, "jupyterlab", DASHBOARD_NOTEBOOK,
+                        ".cnnlib-dashboard") as (page, dashboard):
+        run = page.locator("button.cnnlib-run")
+        run.scroll_into_view_if_needed()
+        assert run.inner_text().strip() == "Resume"
+        before = page.evaluate(EXAMPLES_SEEN_JS)
+        assert before >= 200
+        plot_before = page.locator(".cnnlib-plot").get_attribute("src")
+        run.click()
+        page.wait_for_function(f"() => ({EXAMPLES_SEEN_JS})() >= {before + 5000}",
+                               timeout=60_000)
+        page.get_by_text(KERNEL_IDLE).wait_for(timeout=10_000)  # training does not block it
+        assert run.inner_text().strip() == "Pause"
+        page.wait_for_function(
+            "(src) => document.querySelector('.cnnlib-plot').getAttribute('src') !== src",
+            arg=plot_before, timeout=20_000)
+        page.screenshot(path=str(SCREENSHOTS / "jupyterlab-dashboard-training.png"))
+        run.click()
+        page.wait_for_function(
+            "() => document.querySelector('button.cnnlib-run').innerText.trim() === 'Resume'")
+        paused_at = page.evaluate(EXAMPLES_SEEN_JS)
+        page.wait_for_timeout(1500)
+        assert page.evaluate(EXAMPLES_SEEN_JS) == paused_at, "training went on after Pause"
+        print(f"\ndashboard: {before:,} -> {paused_at:,} examples in the browser, then paused; "
+              f"screenshot: {SCREENSHOTS / 'jupyterlab-dashboard-training.png'}")
