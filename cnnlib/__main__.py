@@ -221,8 +221,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     seconds = time.perf_counter() - start
     history = trainer.history
     print(f"trained {recipe.model} on {len(trainer.x_train)} images for {recipe.epochs:g} "
-          f"epochs ({trainer.examples_seen} examples) in time: {seconds:.1f} s "
-          f"({trainer.examples_seen / seconds:.0f} examples/s)")
+          f"epochs ({trainer.examples_seen:,} examples); training time: {seconds:.1f} s "
+          f"({trainer.examples_seen / seconds:,.0f} examples/s)")
     val_accuracy = history.val_accuracy[-1] if history.val_accuracy else None
     if val_accuracy is not None:
         print(f"validation accuracy: {val_accuracy:.4f}")
