@@ -155,7 +155,7 @@ def _tap_major(C):
     """Whether im2col stores its matrix tap by tap (True) instead of window by window (False).
 
     In channels-last memory one window row is k * C consecutive numbers, while one tap (u, v) of
-    a whole image row is W_out numbers C apart. Copying runs of consecutive numbers is what is
+    a whole image row is W_out numbers stride * C apart. Copying runs of consecutive numbers is what is
     fast, so with a single channel (window rows of only k numbers) we copy tap by tap.
     """
     return C == 1
@@ -232,10 +232,11 @@ def conv2d_forward(x, W, b, stride=1, padding=0):
     where xp is x zero-padded by ``padding`` on each side and s is ``stride``.
     Returns out: (N, F, H_out, W_out) and the cache.
 
-    The windows of xp, gathered into one row each (im2col: (N * H_out * W_out, k * k * C)), times
-    the filters as columns ((k * k * C, F)) give every output at once. The product has one row
-    per output pixel (n, i, j) and one column per filter f: channels-last memory, of which the
-    NCHW output is a transposed view (see "Memory layout" above).
+    The windows of xp, gathered into one row each and followed by a 1 (im2col: (N * H_out * W_out,
+    k * k * C + 1)), times the filters as columns with their biases below ((k * k * C + 1, F)) give
+    every output at once, biases included. The product has one row per output pixel (n, i, j) and
+    one column per filter f: channels-last memory, of which the NCHW output is a transposed view
+    (the "Memory layout" comment at the top of this section of the module says why).
     """
     _check_conv(x, W, b, stride, padding)
     N, C, H, Wd = x.shape
@@ -257,7 +258,7 @@ def conv2d_backward(dout, cache, input_grad=True):
     Returns dx: (N, C, H, W), dW: (F, C, k, k), db: (F,):
       db[f]          = sum_{n, i, j} dout[n, f, i, j]
       dW[f, c, u, v] = sum_{n, i, j} dout[n, f, i, j] * xp[n, c, s*i + u, s*j + v]
-      dxp[n, c, y, x] = sum over every (f, i, j, u, v) whose window touches (y, x) of
+      dxp[n, c, y, z] = sum over every (f, i, j, u, v) with s*i + u = y and s*j + v = z of
                         dout[n, f, i, j] * W[f, c, u, v]
     (for stride 1 the last one is a full cross-correlation of dout with the flipped kernels,
     which is a true full convolution of dout with W).
