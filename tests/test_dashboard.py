@@ -299,3 +299,14 @@ def test_in_a_kernel_the_thread_updates_widgets_and_a_click_pauses(tmp_path, mon
     finally:
         kc.stop_channels()
         km.shutdown_kernel(now=True)
+
+
+def test_the_test_set_tab_scores_the_centre_crop():
+    # The expected input is built here, not with the dashboard's own helper.
+    dash = TrainingDashboard(data=_split(), plot_every=0.2)
+    try:
+        accuracy, _, _ = dash.run_test_set(k=3)
+        x = (dash.data.x_test[:, None, 2:26, 2:26] / np.float32(255)).astype(np.float32)
+        assert accuracy == np.mean(dash.net.predict(x) == dash.data.y_test)
+    finally:
+        dash.close()

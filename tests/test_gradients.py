@@ -148,3 +148,21 @@ def test_backward_without_input_grad_gives_the_same_parameter_gradients(rng, fir
     assert net.backward(dscores, input_grad=False) is None
     for (name, _, grad), expected in zip(net.parameters(), full):
         np.testing.assert_array_equal(grad, expected, err_msg=name)
+
+
+@pytest.mark.parametrize("ties, expected", [("split", [0.25] * 4), ("first", [1, 0, 0, 0])])
+def test_maxpool2d_layer_routes_a_tie_by_its_rule(ties, expected):
+    # The gradient checks above avoid ties on purpose; here all four inputs tie.
+    layer = MaxPool2d(2, ties=ties)
+    layer.forward(np.zeros((1, 1, 2, 2)))
+    np.testing.assert_array_equal(layer.backward(np.ones((1, 1, 1, 1))).ravel(), expected)
+
+
+def test_rel_error_and_numerical_gradient_themselves():
+    # The checker is checked too: a broken rel_error would let every gradient test pass.
+    x = np.array([1.0, -2.0, 3.0])
+    assert rel_error(x, -x) == 1.0                       # same norm, opposite direction
+    assert rel_error(x, 1.01 * x) == pytest.approx(0.01 / 2.01)
+    assert rel_error(np.zeros(3), np.zeros(3)) == 0.0
+    np.testing.assert_allclose(numerical_gradient(lambda: float(np.sum(x ** 3)), x), 3 * x ** 2,
+                               rtol=1e-8)

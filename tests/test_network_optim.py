@@ -88,3 +88,38 @@ def test_layer_input_errors(rng):
         ReLU().backward(np.zeros(3))
     with pytest.raises(ValueError, match=r"labels in \[0, 3\)"):
         softmax_cross_entropy(np.zeros((2, 3)), np.array([0, 3]))
+
+
+def test_predict_is_the_argmax_of_predict_proba(rng):
+    from cnnlib.models import seed_net
+    net = seed_net(rng=rng)
+    x = rng.random((30, 1, 24, 24), dtype=np.float32)
+    np.testing.assert_array_equal(net.predict(x), net.predict_proba(x).argmax(axis=1))
+
+
+def test_adam_matches_its_formula_with_weight_decay():
+    rng = np.random.default_rng(0)
+    layer = Linear(3, 2, rng=rng, dtype=np.float64)
+    net = Sequential(layer)
+    W, b = layer.params["W"].copy(), layer.params["b"].copy()
+    moments = {key: (np.zeros_like(p), np.zeros_like(p)) for key, p in (("W", W), ("b", b))}
+    optimizer = Adam(lr=0.05, betas=(0.9, 0.99), eps=1e-8, weight_decay=0.1)
+    for t in range(1, 6):
+        gW, gb = rng.normal(size=W.shape), rng.normal(size=b.shape)
+        layer.grads["W"][...], layer.grads["b"][...] = gW, gb
+        optimizer.step(net)
+        for key, p, g in (("W", W, gW + 0.1 * W), ("b", b, gb)):   # L2 on weights, not biases
+            m, v = moments[key]
+            m[...] = 0.9 * m + 0.1 * g
+            v[...] = 0.99 * v + 0.01 * g * g
+            p -= 0.05 * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.99 ** t)) + 1e-8)
+    np.testing.assert_allclose(layer.params["W"], W, rtol=1e-12)
+    np.testing.assert_allclose(layer.params["b"], b, rtol=1e-12)
+
+
+def test_sgd_without_momentum_still_decays_weights():
+    layer = Linear(2, 1, dtype=np.float64)
+    layer.params["W"][:] = [[1.0, -2.0]]
+    layer.grads["W"][:] = [[0.1, 0.2]]
+    SGD(lr=0.1, weight_decay=0.01).step(Sequential(layer))
+    np.testing.assert_allclose(layer.params["W"], [[1 - 0.1 * 0.11, -2 - 0.1 * 0.18]])

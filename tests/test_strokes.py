@@ -387,14 +387,35 @@ def test_writer_split_is_half_and_half(dev_records):
 def test_default_method_recognizes_real_pen_digits(dev_records):
     from cnnlib.models import load_model
     net = load_model(SHIPPED_MODEL)
+    assert S.DEFAULT_METHOD == "original"               # chosen on the tuning writers (README)
     tuning, held_out = S.split_by_writer(dev_records)
     held_out_score = S.score(S.classify_records(net, held_out), held_out)
     all_score = S.score(S.classify_records(net, dev_records), dev_records)
-    # Floors a few points below the measured values (see the report / notebook 10).
+    # Floors a point or so below the measured values (97.0% of all, 96.98% held out; README),
+    # so that a worse pre-processing (no margin, another pen) fails.
     assert held_out_score["accuracy"] >= HELD_OUT_FLOOR
     assert all_score["accuracy"] >= ALL_FLOOR
     assert all_score["rejection_rate"] <= 0.06
 
 
-HELD_OUT_FLOOR = 0.93
-ALL_FLOOR = 0.93
+HELD_OUT_FLOOR = 0.955
+ALL_FLOOR = 0.96
+
+
+@pytest.mark.parametrize("method", sorted(S.METHODS))
+def test_classify_strokes_prints_and_writes_the_library_answer(tmp_path, capsys, method):
+    from cnnlib import models
+    seven = [[[80, 60], [200, 60], [150, 140], [120, 220]]]
+    four = [[[160, 50], [80, 160], [210, 160]], [[170, 100], [170, 230]]]
+    path = tmp_path / "digits.json"
+    path.write_text(json.dumps([{"label": 7, "strokes": seven}, {"label": 1, "strokes": four}]))
+    model = models.save_model(models.seed_net(rng=np.random.default_rng(0)), tmp_path / "m.npz")
+    out = tmp_path / "predictions.json"
+    assert main(["classify-strokes", str(path), "--model", str(model), "--method", method,
+                 "--out", str(out)]) == 0
+    records = S.load_strokes(path)
+    probs = S.classify_records(models.load_model(model), records, method)
+    rows = json.loads(out.read_text())
+    assert [r["prediction"] for r in rows] == probs.argmax(axis=1).tolist()
+    assert [r["probability"] for r in rows] == [round(float(p), 6) for p in probs.max(axis=1)]
+    assert f"accuracy: {S.score(probs, records)['accuracy']:.4f}\n" in capsys.readouterr().out

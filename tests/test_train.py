@@ -381,3 +381,59 @@ def test_cli_output_into_a_closed_pipe_ends_quietly(monkeypatch):
     finally:
         monkeypatch.undo()
         closed_pipe.close()
+
+
+def _random_split(n=60, seed=0):
+    """Random uint8 'digits' (no real data needed): n training, 20 validation, 20 test."""
+    from cnnlib.data import MnistSplit
+    rng = np.random.default_rng(seed)
+
+    def digits(k):
+        return (rng.integers(0, 256, (k, 28, 28), dtype=np.uint8),
+                rng.integers(0, 10, k).astype(np.uint8))
+
+    return MnistSplit(*digits(n), *digits(20), *digits(20))
+
+
+def test_train_recipe_applies_every_field():
+    trainer = train.train_recipe(train.Recipe(epochs=0.5, weight_decay=5e-4, schedule="cosine",
+                                              augment="elastic", full_train=True),
+                                 _random_split(), progress=False)
+    assert trainer.optimizer.weight_decay == 5e-4
+    assert isinstance(trainer.schedule, train.Cosine)
+    assert trainer.history.lr[-1] < trainer.history.lr[0]
+    assert trainer.augment.elastic_alpha == 8 and trainer.augment.rotation == 10
+    assert trainer.x_val is None and len(trainer.x_train) == 80      # 60 + the 20 validation
+
+
+def test_a_step_trains_a_network_loaded_in_eval_mode(rng):
+    from cnnlib.deep import deep_net
+    net = deep_net(rng, width=2).eval()                  # as load_model returns it
+    split = _random_split()
+    trainer = train.Trainer(net, split.x_train, split.y_train, rng=0)
+    before = net[1].buffers["running_mean"].copy()
+    trainer.step()
+    assert net.training and not np.array_equal(net[1].buffers["running_mean"], before)
+
+
+def test_crop_averaging_is_the_mean_over_successive_crops():
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
+    net = models.seed_net(rng=rng)
+    got = train.predict_proba(net, images, crops=3, seed=5)
+    draws, crop, x = np.random.default_rng(5), train.RandomCrop(24), train.as_float_images(images)
+    each = [net.predict_proba(np.ascontiguousarray(crop(x, draws))) for _ in range(3)]
+    assert not np.allclose(each[0], each[1])               # the crops really differ
+    np.testing.assert_allclose(got, np.mean(each, axis=0), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_evaluate_prints_the_accuracy_of_the_crops_and_seed_asked_for(tmp_path, capsys, mnist):
+    out = models.save_model(models.seed_net(rng=np.random.default_rng(0)), tmp_path / "n.npz")
+    x, y = mnist.x_test[:300], mnist.y_test[:300]
+    for crops, seed in [(1, 0), (4, 1), (4, 2)]:
+        assert main(["evaluate", str(out), "--test-size", "300", "--crops", str(crops),
+                     "--seed", str(seed), "--quiet"]) == 0
+        printed = re.search(r"^test accuracy: (\S+)$", capsys.readouterr().out, re.M).group(1)
+        expected = train.evaluate(models.load_model(out), x, y, crops=crops, seed=seed)
+        assert printed == f"{expected:.4f}"
