@@ -18,7 +18,12 @@ after the current mini-batch, mid-epoch. The thread writes its results into widg
 matplotlib ``Figure``): widget values are comm messages the kernel publishes from any thread,
 while ``Output`` widgets and pyplot figures belong to whichever cell is running and so are never
 touched from the thread. A lock makes every use of the network (a training step, the analysis
-buttons, save, load) one at a time, so a button pressed mid-training waits at most one step.
+buttons, save, load) one at a time, so a button pressed mid-training waits at most one step;
+the controls' new values are plain numbers the next step reads. To use the network elsewhere
+while it trains (``DigitPad(dash.snapshot())``), take a copy: layers keep their caches on
+themselves, so two threads must never run one network. Only one dashboard trains at a time:
+Start pauses any other (after a cell is run again, the old dashboard would otherwise keep a
+core busy unseen).
 
 What it trades away: one network and one training thread per dashboard; plots are PNGs
 re-rendered every ``plot_every`` seconds (no zoom or hover); validation during training uses the
@@ -27,9 +32,11 @@ first ``val_size`` validation digits to keep it quick.
 
 from __future__ import annotations
 
+import copy
 import html
 import threading
 import time
+import weakref
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +44,7 @@ import ipywidgets as widgets
 from matplotlib.figure import Figure
 
 from . import models, train, viz
+from .layers import Conv2d
 from .optim import SGD
 
 __all__ = ["TrainingDashboard", "default_model_path"]
@@ -72,12 +80,15 @@ class TrainingDashboard:
     Display it in a notebook (last expression of a cell, or ``display(dash)``). Everything the
     buttons do is also a method: ``start()``, ``pause()``, ``resume()``, ``new_network()``,
     ``validate()``, ``show_filters()``, ``show_activations(index)``, ``run_test_set()``,
-    ``save(path)``, ``load(path)``, ``close()``.
+    ``save(path)``, ``load(path)``, ``snapshot()``, ``close()``.
     """
+
+    _live = weakref.WeakSet()   # every dashboard not yet closed, so Start can pause the others
 
     def __init__(self, net=None, data=None, *, batch_size=20, lr=0.01, momentum=0.9,
                  weight_decay=0.0, seed=0, validate_every=5_000, val_size=2_000, plot_every=2.0,
                  smooth_window=100, model_path=None):
+        _check_recipe(batch_size, lr, momentum, weight_decay)
         self.data = data if data is not None else _load_default_data()
         for name in ("x_train", "y_train", "x_val", "y_val", "x_test", "y_test"):
             if not hasattr(self.data, name):
@@ -98,7 +109,7 @@ class TrainingDashboard:
         self._thread = None
         self._last_stats = self._last_plot = 0.0
         self._rate = (0.0, 0)                # (time, examples) where the speed measure started
-        self._history_figure = Figure()      # off-screen, drawn by the training thread only
+        self._history_figure = Figure()      # off-screen, drawn under the lock
         self._analysis_figure = Figure()     # off-screen, drawn under the lock
 
         # Converted once: every new network's Trainer reuses these float32 arrays.
@@ -116,6 +127,7 @@ class TrainingDashboard:
         self._set_trainer(net)
         self._draw_stats()
         self._draw_history()
+        TrainingDashboard._live.add(self)
 
     # ------------------------------------------------------------------------- set-up
 
@@ -137,86 +149,93 @@ class TrainingDashboard:
 
     @property
     def net(self):
-        """The network being trained (a Sequential)."""
+        """The network being trained (a Sequential). Not for use while it trains: see snapshot."""
         return self.trainer.net
 
+    def snapshot(self):
+        """A copy of the network as it is between two steps, safe to use while training runs."""
+        with self._lock:
+            return copy.deepcopy(self.net)
+
     def _build_widgets(self, batch_size, lr, momentum, weight_decay, model_path):
-        W = widgets
-        self.status = W.HTML()
-        self.run_button = W.Button(description="Start", icon="play", button_style="success")
-        self.new_button = W.Button(description="New network", icon="refresh")
-        self.validate_button = W.Button(description="Validate now", icon="check")
+        self.status = widgets.HTML()
+        self.run_button = widgets.Button(description="Start", icon="play", button_style="success")
+        self.new_button = widgets.Button(description="New network", icon="refresh")
+        self.validate_button = widgets.Button(description="Validate now", icon="check")
         self.run_button.on_click(lambda _: self._on_run_clicked())
         self.new_button.on_click(lambda _: self._guard(self.new_network))
         self.validate_button.on_click(lambda _: self._guard(self.validate))
 
         style = {"description_width": "initial"}
-        self.lr_slider = W.FloatLogSlider(value=lr, base=10, min=-4, max=0, step=0.1,
-                                          description="learning rate", readout_format=".2g",
-                                          style=style, continuous_update=False)
-        self.momentum_slider = W.FloatSlider(value=momentum, min=0.0, max=0.99, step=0.01,
-                                             description="momentum", readout_format=".2f",
-                                             style=style, continuous_update=False)
-        self.batch_size_box = W.BoundedIntText(value=batch_size, min=1, max=1000,
-                                               description="batch size", style=style,
-                                               layout=W.Layout(width="150px"))
-        self.weight_decay_box = W.BoundedFloatText(value=weight_decay, min=0.0, max=1.0,
-                                                   step=1e-4, description="weight decay",
-                                                   style=style, layout=W.Layout(width="180px"))
+        self.lr_slider = widgets.FloatLogSlider(value=lr, base=10, min=-4, max=0, step=0.1,
+                                                description="learning rate", readout_format=".2g",
+                                                style=style, continuous_update=False)
+        self.momentum_slider = widgets.FloatSlider(value=momentum, min=0.0, max=0.99, step=0.01,
+                                                   description="momentum", readout_format=".2f",
+                                                   style=style, continuous_update=False)
+        self.batch_size_box = widgets.BoundedIntText(value=batch_size, min=1, max=1000,
+                                                     description="batch size", style=style,
+                                                     layout=widgets.Layout(width="150px"))
+        self.weight_decay_box = widgets.BoundedFloatText(
+            value=weight_decay, min=0.0, max=1.0, step=1e-4, description="weight decay",
+            style=style, layout=widgets.Layout(width="180px"))
         self.lr_slider.observe(self._on_recipe_change, "value")
         self.momentum_slider.observe(self._on_recipe_change, "value")
         self.batch_size_box.observe(self._on_recipe_change, "value")
         self.weight_decay_box.observe(self._on_recipe_change, "value")
 
-        self.stats = W.HTML(layout=W.Layout(width="300px", flex="0 0 auto"))
+        self.stats = widgets.HTML(layout=widgets.Layout(width="300px", flex="0 0 auto"))
         # The plot shrinks with the notebook's width (the PNG keeps its aspect ratio).
-        self.plot_image = W.Image(format="png", layout=W.Layout(width="100%", max_width="820px"))
+        self.plot_image = widgets.Image(format="png",
+                                        layout=widgets.Layout(width="100%", max_width="820px"))
 
         # Analysis tabs: each has a button and an image filled when the button is pressed.
-        self.filters_button = W.Button(description="Draw filters", icon="th")
-        self.filters_box = W.VBox()  # one Image per convolution layer, made when drawn
+        self.filters_button = widgets.Button(description="Draw filters", icon="th")
+        self.filters_box = widgets.VBox()  # one Image per convolution layer, made when drawn
         self.filters_button.on_click(lambda _: self._guard(self.show_filters))
 
-        self.digit_box = W.BoundedIntText(value=0, min=0, max=max(len(self.data.x_test) - 1, 0),
-                                          description="test digit #", style=style,
-                                          layout=W.Layout(width="180px"))
-        self.activations_button = W.Button(description="Show activations", icon="eye",
-                                           layout=W.Layout(width="auto"))
-        self.activations_image = W.Image(format="png", layout=W.Layout(width="620px"))
+        self.digit_box = widgets.BoundedIntText(
+            value=0, min=0, max=max(len(self.data.x_test) - 1, 0), description="test digit #",
+            style=style, layout=widgets.Layout(width="180px"))
+        self.activations_button = widgets.Button(description="Show activations", icon="eye",
+                                                 layout=widgets.Layout(width="auto"))
+        self.activations_image = widgets.Image(format="png", layout=widgets.Layout(width="620px"))
         self.activations_button.on_click(
             lambda _: self._guard(lambda: self.show_activations(self.digit_box.value)))
 
-        self.test_button = W.Button(description="Run the test set", icon="tasks",
-                                    layout=W.Layout(width="auto"))
-        self.test_result = W.HTML()
-        self.confusion_image = W.Image(format="png", layout=W.Layout(width="470px"))
-        self.mistakes_image = W.Image(format="png", layout=W.Layout(width="720px"))
+        self.test_button = widgets.Button(description="Run the test set", icon="tasks",
+                                          layout=widgets.Layout(width="auto"))
+        self.test_result = widgets.HTML()
+        self.confusion_image = widgets.Image(format="png", layout=widgets.Layout(width="470px"))
+        self.mistakes_image = widgets.Image(format="png", layout=widgets.Layout(width="720px"))
         self.test_button.on_click(lambda _: self._guard(self.run_test_set))
 
-        self.path_box = W.Text(value=str(model_path or default_model_path()),
-                               description="file", style=style, layout=W.Layout(width="520px"))
-        self.save_button = W.Button(description="Save", icon="save")
-        self.load_button = W.Button(description="Load", icon="folder-open")
-        self.file_status = W.HTML()
+        self.path_box = widgets.Text(value=str(model_path or default_model_path()),
+                                     description="file", style=style,
+                                     layout=widgets.Layout(width="520px"))
+        self.save_button = widgets.Button(description="Save", icon="save")
+        self.load_button = widgets.Button(description="Load", icon="folder-open")
+        self.file_status = widgets.HTML()
         self.save_button.on_click(lambda _: self._guard(lambda: self.save(self.path_box.value)))
         self.load_button.on_click(lambda _: self._guard(lambda: self.load(self.path_box.value)))
 
-        tabs = W.Tab(children=[
-            W.VBox([self.filters_button, self.filters_box]),
-            W.VBox([W.HBox([self.digit_box, self.activations_button]), self.activations_image]),
-            W.VBox([self.test_button, self.test_result,
-                    W.HBox([self.confusion_image]), self.mistakes_image]),
-            W.VBox([W.HBox([self.path_box, self.save_button, self.load_button]),
-                    self.file_status]),
+        tabs = widgets.Tab(children=[
+            widgets.VBox([self.filters_button, self.filters_box]),
+            widgets.VBox([widgets.HBox([self.digit_box, self.activations_button]),
+                          self.activations_image]),
+            widgets.VBox([self.test_button, self.test_result,
+                          widgets.HBox([self.confusion_image]), self.mistakes_image]),
+            widgets.VBox([widgets.HBox([self.path_box, self.save_button, self.load_button]),
+                          self.file_status]),
         ])
         tabs.titles = ("Filters", "Activations", "Test set", "Save / Load")
-        self.widget = W.VBox([
+        self.widget = widgets.VBox([
             self.status,
-            W.HBox([self.run_button, self.new_button, self.validate_button]),
-            W.HBox([self.lr_slider, self.momentum_slider]),
-            W.HBox([self.batch_size_box, self.weight_decay_box]),
-            W.HBox([self.stats, W.Box([self.plot_image],
-                                      layout=W.Layout(flex="1 1 0%", min_width="0"))]),
+            widgets.HBox([self.run_button, self.new_button, self.validate_button]),
+            widgets.HBox([self.lr_slider, self.momentum_slider]),
+            widgets.HBox([self.batch_size_box, self.weight_decay_box]),
+            widgets.HBox([self.stats, widgets.Box([self.plot_image],
+                                      layout=widgets.Layout(flex="1 1 0%", min_width="0"))]),
             tabs,
         ])
         # Stable CSS classes, for styling and for the real-browser test.
@@ -237,18 +256,25 @@ class TrainingDashboard:
         return self._running.is_set()
 
     def start(self):
-        """Start (or resume) training in the background; returns at once."""
+        """Start (or resume) training in the background; returns at once.
+
+        Any other dashboard that is training pauses first: two would share the machine's cores.
+        """
         if self._closed.is_set():
             raise RuntimeError("this dashboard was closed; make a new TrainingDashboard")
+        for other in list(TrainingDashboard._live):
+            if other is not self and other.running:
+                other.pause()
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._train_loop, name="cnnlib-dashboard",
                                             daemon=True)
             self._thread.start()
-        self._rate = (time.perf_counter(), self.trainer.examples_seen)
-        self._running.set()
-        self.run_button.description, self.run_button.icon = "Pause", "pause"
-        self.run_button.button_style = "warning"
-        self._set_status("training")
+        with self._lock:
+            self.error = None
+            self._rate = (time.perf_counter(), self.trainer.examples_seen)
+            self._show_run_button("Pause")
+            self._set_status("training")
+            self._running.set()  # last: a step that fails at once then has the final word
 
     resume = start
 
@@ -256,8 +282,7 @@ class TrainingDashboard:
         """Stop after the current mini-batch; returns once that step has finished."""
         self._running.clear()
         with self._lock:  # the step in flight, if any, ends before we report
-            self.run_button.description, self.run_button.icon = "Resume", "play"
-            self.run_button.button_style = "success"
+            self._show_run_button("Resume")
             self._draw_stats()
             self._draw_history()
         if self.error is None:
@@ -271,7 +296,7 @@ class TrainingDashboard:
         self.pause()
         with self._lock:
             self._set_trainer(self._new_net())
-            self.run_button.description, self.run_button.icon = "Start", "play"
+            self._show_run_button("Start")
             self._draw_stats()
             self._draw_history()
         self._set_status(f"new network #{self.generation}: press Start")
@@ -300,6 +325,13 @@ class TrainingDashboard:
         except Exception as error:  # a button has no caller to raise to
             self._set_status(f"{type(error).__name__}: {error}", error=True)
 
+    def _show_run_button(self, label):
+        """The run button as "Start", "Pause" or "Resume"."""
+        icon, style = {"Start": ("play", "success"), "Pause": ("pause", "warning"),
+                       "Resume": ("play", "success")}[label]
+        self.run_button.description, self.run_button.icon = label, icon
+        self.run_button.button_style = style
+
     def _set_status(self, text, error=False):
         color = "#b00020" if error else "#333"
         self.status.value = f'<b style="color:{color}">{html.escape(text)}</b>'
@@ -317,7 +349,10 @@ class TrainingDashboard:
                         continue
                     trainer = self.trainer
                     before = trainer.examples_seen
-                    trainer.step()
+                    # A diverging step overflows before the loss check stops it: no warnings
+                    # printed from this thread into whatever cell happens to be running.
+                    with np.errstate(over="ignore", invalid="ignore"):
+                        trainer.step()
                     every = self.validate_every
                     validated = bool(every) and trainer.examples_seen // every > before // every
                     if validated:
@@ -328,11 +363,15 @@ class TrainingDashboard:
                     if now - self._last_plot >= self.plot_every or validated:
                         self._draw_history()
             except Exception as error:  # e.g. FloatingPointError from a too-high learning rate
-                self.error = error
-                self._running.clear()
-                self.run_button.description, self.run_button.icon = "Resume", "play"
-                self.run_button.button_style = "success"
-                self._set_status(f"training stopped: {type(error).__name__}: {error}", error=True)
+                with self._lock:
+                    self.error = error
+                    self._running.clear()
+                    self._show_run_button("Resume")
+                    text = f"training stopped: {type(error).__name__}: {error}"
+                    if not all(np.isfinite(p).all() for _, p, _ in self.net.parameters()):
+                        text += (" The weights are no longer finite: press New network or "
+                                 "load a saved one.")
+                    self._set_status(text, error=True)
 
     # ------------------------------------------------------------------------- drawing
 
@@ -392,18 +431,17 @@ class TrainingDashboard:
     def show_filters(self):
         """Draw every convolution layer's kernels (one image each) into the Filters tab."""
         with self._lock:
-            convs = [(i, layer) for i, layer in enumerate(self.net)
-                     if type(layer).__name__ == "Conv2d"]
+            convs = [(i, layer) for i, layer in enumerate(self.net) if isinstance(layer, Conv2d)]
             if not convs:
                 raise ValueError("this network has no Conv2d layer to draw")
             images = list(self.filters_box.children)
             while len(images) < len(convs):
                 images.append(widgets.Image(format="png"))  # natural size: 480 px wide
             for image, (i, layer) in zip(images, convs):
-                W = layer.params["W"]
+                kernels = layer.params["W"]
                 image.value = self._render(
-                    viz.plot_filters, W,
-                    title=f"layer {i}: {layer!r}, W {'x'.join(map(str, W.shape))}")
+                    viz.plot_filters, kernels,
+                    title=f"layer {i}: {layer!r}, W {'x'.join(map(str, kernels.shape))}")
             self.filters_box.children = tuple(images[:len(convs)])
 
     def show_activations(self, index):
@@ -447,9 +485,10 @@ class TrainingDashboard:
         another name. Any other file is replaced, so repeated saves of one run keep one file.
         """
         path = Path(path).expanduser()
-        if path.name in _SHIPPED:
-            raise ValueError(f"{path} is a shipped network's name; the dashboard does not overwrite "
-                             f"those. Choose another file name, e.g. {default_model_path()}")
+        if path.name.lower() in _SHIPPED:  # also Seed-Net.npz on a case-insensitive disk
+            raise ValueError(f"{path} is a shipped network's name; the dashboard does not "
+                             f"overwrite those. Choose another file name, e.g. "
+                             f"{default_model_path()}")
         with self._lock:
             path.parent.mkdir(parents=True, exist_ok=True)
             trainer, optimizer = self.trainer, self.trainer.optimizer
@@ -462,8 +501,9 @@ class TrainingDashboard:
                                  "batch_size": trainer.batch_size, "seed": self.seed},
                 history=trainer.history.summary(),
                 val_accuracy=accuracy)
+            examples = trainer.examples_seen
         self.file_status.value = (f"saved network #{self.generation} "
-                                  f"({self.trainer.examples_seen:,} examples) to "
+                                  f"({examples:,} examples) to "
                                   f"<code>{html.escape(str(path))}</code>")
         return path
 
@@ -477,7 +517,7 @@ class TrainingDashboard:
         with self._lock:
             self.generation += 1
             self._set_trainer(net)
-            self.run_button.description, self.run_button.icon = "Start", "play"
+            self._show_run_button("Start")
             self._draw_stats()
             self._draw_history()
         self.file_status.value = (f"loaded <code>{html.escape(str(path))}</code> as network "
@@ -489,9 +529,20 @@ class TrainingDashboard:
         """Stop the training thread and close the widgets."""
         self._running.clear()
         self._closed.set()
+        TrainingDashboard._live.discard(self)
         if self._thread is not None:
             self._thread.join(timeout=10)
         _close_tree(self.widget)
+
+
+def _check_recipe(batch_size, lr, momentum, weight_decay):
+    """The starting recipe must fit the controls' ranges (a slider would silently clamp it)."""
+    checks = [("lr", lr, 1e-4, 1.0), ("momentum", momentum, 0.0, 0.99),
+              ("batch_size", batch_size, 1, 1000), ("weight_decay", weight_decay, 0.0, 1.0)]
+    for name, value, low, high in checks:
+        if not (isinstance(value, (int, float, np.number)) and low <= value <= high):
+            raise ValueError(f"TrainingDashboard {name} must be in [{low:g}, {high:g}] (the range "
+                             f"of its control); got {value!r}")
 
 
 def _close_tree(widget):

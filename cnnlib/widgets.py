@@ -25,6 +25,8 @@ the cost of one message round trip), in exchange for keeping the whole pad in Py
 are small PNGs made with numpy and zlib (no PIL, no matplotlib on the per-stroke path).
 """
 
+import copy
+import math
 import struct
 import time
 import zlib
@@ -89,7 +91,8 @@ def answer_for(probs, confident=CONFIDENT):
     """What the pad shows for probabilities (10,): {"guess", "top", "probability", "confidence"}.
 
     guess: the top class as text, or "?" when its probability is below ``confident`` (2/3);
-    confidence: the top probability in whole percent, e.g. "97%".
+    confidence: the top probability in whole percent, rounded down (0.6665 shows "66%" beside
+    its "?", never "67%"; 0.9951 shows "99%"), e.g. "97%".
     """
     probs = np.asarray(probs, dtype=np.float64)
     if probs.ndim != 1 or probs.size == 0:
@@ -97,7 +100,12 @@ def answer_for(probs, confident=CONFIDENT):
     top = int(probs.argmax())
     p = float(probs[top])
     return {"guess": str(top) if p >= confident else "?", "top": top, "probability": p,
-            "confidence": f"{p:.0%}"}
+            "confidence": percent(p)}
+
+
+def percent(p):
+    """A probability in whole percent, rounded down: 0.6665 -> "66%" (below 2/3 stays below)."""
+    return f"{math.floor(100 * p + 1e-4)}%"   # + 1e-4: float32's 0.98999... is still "99%"
 
 
 def saliency_map(net, image):
@@ -292,7 +300,7 @@ def _bars_html(probs):
             f'<span style="width:1.1em;text-align:right;margin-right:6px">{k}</span>'
             f'<span style="display:inline-block;width:150px;height:11px;background:#e8e8e8">'
             f'<span style="display:block;width:{100 * p:.1f}%;height:100%;background:{colour}">'
-            f'</span></span><span style="margin-left:6px;width:3em">{p:.0%}</span></div>')
+            f'</span></span><span style="margin-left:6px;width:3em">{percent(p)}</span></div>')
     return ('<div class="cnnlib-bars" style="font-family:monospace;font-size:12px">'
             + "".join(rows) + "</div>")
 
@@ -302,7 +310,7 @@ def _table_html(before, after):
     cell = 'style="padding:1px 6px;text-align:right"'
     head = "".join(f"<th {cell}>{k}</th>" for k in range(10))
     rows = "".join(
-        f"<tr><th {cell}>{name}</th>" + "".join(f"<td {cell}>{p:.0%}</td>" for p in probs) + "</tr>"
+        f"<tr><th {cell}>{name}</th>" + "".join(f"<td {cell}>{percent(p)}</td>" for p in probs) + "</tr>"
         for name, probs in (("before", before), ("after", after)))
     return ('<table class="cnnlib-teach-table" style="font-family:monospace;font-size:12px;'
             f'border-collapse:collapse"><tr><th {cell}>digit</th>{head}</tr>{rows}</table>')
@@ -315,9 +323,11 @@ def _table_html(before, after):
 class DigitPad:
     """A drawing box and the network's answer after every stroke, as one ipywidgets layout.
 
-    model: a ``Sequential`` (used as is; "Back to shipped weights" restores its weights as they
-    were when the pad was made), a path to a model file (``cnnlib.models.load_model``), or None
-    for the shipped ``data/models/seed-net.npz``.
+    model: a ``Sequential`` (the pad works on a copy, so a training thread that keeps using the
+    original, as the dashboard's does, never races the pad, and "Teach it" never changes it), a
+    path to a model file (``cnnlib.models.load_model``), or None for the shipped
+    ``data/models/seed-net.npz``. "Back to shipped weights" restores the weights the model had
+    when the pad took it.
     method: the stroke pre-processing (``cnnlib.strokes.METHODS``; default the module's default).
     models_dir: the folder whose ``*.npz`` files the model picker lists (shown when there are
     several).
@@ -359,9 +369,12 @@ class DigitPad:
     # -- model ---------------------------------------------------------------------------------
 
     def use_model(self, model):
-        """Switch to another network (a Sequential or a model file path) and answer again."""
+        """Switch to another network (a Sequential, copied, or a model file path); answer again.
+
+        To draw with a network the dashboard is training, pass ``dash.snapshot()``.
+        """
         if isinstance(model, Sequential):
-            net, path = model, None
+            net, path = copy.deepcopy(model), None
         else:
             path = Path(model)
             if not path.is_file():
@@ -372,6 +385,7 @@ class DigitPad:
         self.net, self.model_path = net, path
         self._shipped = [param.copy() for _, param, _ in net.parameters()]
         self.teach_result = None
+        self._teach_table.value = self._status.value = ""
         self._activation_images = None
         self._model_label.value = f"model: {path.name if path else 'in memory'}"
         self._refresh_model_picker()
@@ -530,66 +544,67 @@ class DigitPad:
         return self.widget._repr_mimebundle_(**kwargs)
 
     def _build_widgets(self):
-        W = widgets
         self.canvas = Canvas(width=CANVAS_SIZE, height=CANVAS_SIZE,
-                             layout=W.Layout(width=f"{CANVAS_SIZE}px", height=f"{CANVAS_SIZE}px"))
+                             layout=widgets.Layout(width=f"{CANVAS_SIZE}px",
+                                                   height=f"{CANVAS_SIZE}px"))
         self.canvas.add_class(CSS_CLASS)
         for event in ("mouse_down", "mouse_move", "mouse_up", "mouse_out",
                       "touch_start", "touch_move", "touch_end", "touch_cancel"):
             getattr(self.canvas, f"on_{event}")(getattr(self, event))
         self.canvas.on_client_ready(self._redraw)
         # The border sits on a wrapper: ipycanvas maps clicks by the canvas's own box.
-        box = W.Box([self.canvas], layout=W.Layout(border="2px solid #888", width="fit-content",
-                                                   height="fit-content"))
-        self._clear_button = W.Button(description="Clear", icon="eraser")
-        self._undo_button = W.Button(description="Undo last stroke", icon="undo")
+        box = widgets.Box([self.canvas], layout=widgets.Layout(
+            border="2px solid #888", width="fit-content", height="fit-content"))
+        self._clear_button = widgets.Button(description="Clear", icon="eraser")
+        self._undo_button = widgets.Button(description="Undo last stroke", icon="undo")
         self._clear_button.add_class("cnnlib-clear")
         self._undo_button.add_class("cnnlib-undo")
         self._clear_button.on_click(self.clear)
         self._undo_button.on_click(self.undo)
-        self._model_picker = W.Dropdown(description="network", layout=W.Layout(display="none"))
+        self._model_picker = widgets.Dropdown(description="network",
+                                              layout=widgets.Layout(display="none"))
         self._model_picker.observe(self._on_pick, names="value")
-        self._model_label = W.Label()
-        self._answer = W.HTML()
+        self._model_label = widgets.Label()
+        self._answer = widgets.HTML()
         self._answer.add_class("cnnlib-answer-box")
-        self._bars = W.HTML()
-        self._seen = W.Image(format="png", width=120, height=120)
-        left = W.VBox([box, W.HBox([self._clear_button, self._undo_button]),
+        self._bars = widgets.HTML()
+        self._seen = widgets.Image(format="png", width=120, height=120)
+        left = widgets.VBox([box, widgets.HBox([self._clear_button, self._undo_button]),
                        self._model_picker, self._model_label])
-        right = W.VBox([self._answer, self._bars,
-                        W.HTML("<small>what the network sees (24 x 24)</small>"), self._seen],
-                       layout=W.Layout(margin="0 0 0 16px"))
-        self._panels = W.Accordion(children=self._build_panels(),
-                                   titles=("Activations of every layer",
+        seen_caption = widgets.HTML("<small>what the network sees (24 x 24)</small>")
+        right = widgets.VBox([self._answer, self._bars, seen_caption, self._seen],
+                             layout=widgets.Layout(margin="0 0 0 16px"))
+        self._panels = widgets.Accordion(children=self._build_panels(),
+                                         titles=("Activations of every layer",
                                            "Saliency: which pixels matter", "Teach it"),
-                                   selected_index=None)
+                                         selected_index=None)
         self._panels.observe(lambda change: self._refresh_panel(), names="selected_index")
-        self.widget = W.VBox([W.HBox([left, right]), self._panels])
+        self.widget = widgets.VBox([widgets.HBox([left, right]), self._panels])
         self._redraw()
 
     def _build_panels(self):
-        W = widgets
-        self._activation_box = W.VBox()
-        self._saliency_image = W.Image(format="png", width=192, height=192)
-        self._saliency_text = W.HTML()
-        saliency = W.VBox([self._saliency_text, self._saliency_image])
-        self._label_picker = W.Dropdown(options=list(range(10)), value=0, description="it is a",
-                                        layout=W.Layout(width="140px"))
-        self._teach_button = W.Button(description="Teach it", icon="graduation-cap")
-        self._reset_button = W.Button(description="Back to shipped weights", icon="history",
-                                      layout=W.Layout(width="220px"))
-        self._save_path = W.Text(value=str(self.models_dir / "taught.npz"), description="save to",
-                                 layout=W.Layout(width="460px"))
-        self._overwrite = W.Checkbox(value=False, description="overwrite", indent=False)
-        self._save_button = W.Button(description="Save", icon="save")
-        self._status = W.Label()
-        self._teach_table = W.HTML()
+        self._activation_box = widgets.VBox()
+        self._saliency_image = widgets.Image(format="png", width=192, height=192)
+        self._saliency_text = widgets.HTML()
+        saliency = widgets.VBox([self._saliency_text, self._saliency_image])
+        self._label_picker = widgets.Dropdown(options=list(range(10)), value=0,
+                                              description="it is a",
+                                              layout=widgets.Layout(width="140px"))
+        self._teach_button = widgets.Button(description="Teach it", icon="graduation-cap")
+        self._reset_button = widgets.Button(description="Back to shipped weights", icon="history",
+                                            layout=widgets.Layout(width="220px"))
+        self._save_path = widgets.Text(value=str(self.models_dir / "taught.npz"),
+                                       description="save to", layout=widgets.Layout(width="460px"))
+        self._overwrite = widgets.Checkbox(value=False, description="overwrite", indent=False)
+        self._save_button = widgets.Button(description="Save", icon="save")
+        self._status = widgets.Label()
+        self._teach_table = widgets.HTML()
         self._teach_button.on_click(self._on_teach)
         self._reset_button.on_click(lambda _: self.reset_weights())
         self._save_button.on_click(self._on_save)
-        teach = W.VBox([
-            W.HBox([self._label_picker, self._teach_button, self._reset_button]),
-            W.HBox([self._save_path, self._overwrite, self._save_button]),
+        teach = widgets.VBox([
+            widgets.HBox([self._label_picker, self._teach_button, self._reset_button]),
+            widgets.HBox([self._save_path, self._overwrite, self._save_button]),
             self._status, self._teach_table])
         return [self._activation_box, saliency, teach]
 
@@ -672,8 +687,8 @@ class DigitPad:
             shape = " x ".join(str(n) for n in array.shape)
             text.value = (f'<div style="width:150px;font-family:monospace;font-size:12px">{name}'
                           f"<br>({shape})</div>")
-            scale = None if array.ndim == 1 else float(np.abs(array).max())
-            image.value = png_bytes(_activation_picture(array, scale))
+            # One scale per layer: for the scores row too, so the top class stands out.
+            image.value = png_bytes(_activation_picture(array, float(np.abs(array).max())))
 
     def _render_saliency(self):
         if self.image is None:
@@ -704,8 +719,11 @@ class DigitPad:
             try:
                 self.use_model(change["new"])
             except (ValueError, OSError) as error:  # ModelFileError is a ValueError
+                self._refresh_model_picker()        # back to the model that still answers
+                in_use = self.model_path.name if self.model_path else "in memory"
                 self._status.value = str(error)
-                self._model_label.value = f"could not load {Path(change['new']).name}: {error}"
+                self._model_label.value = (f"model: {in_use} (could not load "
+                                           f"{Path(change['new']).name}: {error})")
 
     def _on_teach(self, _):
         try:
@@ -728,6 +746,7 @@ class DigitPad:
         except (ValueError, OSError) as error:
             self._status.value = str(error)
             return
+        self._overwrite.value = False  # a deliberate choice each time
         self._status.value = f"saved to {path}"
 
     def _replay_data(self):

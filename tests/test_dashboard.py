@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cnnlib import models  # noqa: E402
+from cnnlib import models, train  # noqa: E402
 from cnnlib.data import MnistSplit  # noqa: E402
 from cnnlib.dashboard import TrainingDashboard  # noqa: E402
 
@@ -122,6 +122,47 @@ def test_a_failing_step_stops_training_and_says_why(make_dashboard):
     _wait_until(lambda: not dash.running, what="training to stop")
     assert "augmentation exploded" in dash.status.value
     assert dash.run_button.description == "Resume"
+    dash.trainer.augment = train.RandomCrop(24)               # fixed: Resume clears the error
+    dash.start()
+    _wait_until(lambda: dash.trainer.examples_seen > 0, what="training to resume")
+    dash.pause()
+    assert dash.error is None and "paused" in dash.status.value
+
+
+def test_a_diverged_network_is_named_in_the_status(make_dashboard):
+    dash = make_dashboard()
+    dash.net[-1].params["W"][0, 0] = np.nan                   # as a diverged update leaves it
+    dash.start()
+    _wait_until(lambda: dash.error is not None, what="the error")
+    assert "no longer finite" in dash.status.value and "New network" in dash.status.value
+
+
+def test_the_starting_recipe_must_fit_the_controls():
+    for bad in ({"lr": 0}, {"lr": 2}, {"momentum": 0.995}, {"batch_size": 2000},
+                {"weight_decay": -0.1}):
+        name = next(iter(bad))
+        with pytest.raises(ValueError, match=f"{name} must be in"):
+            TrainingDashboard(data=_split(), **bad)
+
+
+def test_a_snapshot_is_a_copy_to_use_while_training(make_dashboard):
+    dash = make_dashboard()
+    dash.start()
+    _wait_until(lambda: dash.trainer.examples_seen > 0, what="training")
+    copy = dash.snapshot()
+    dash.pause()
+    assert copy is not dash.net and copy[0] is not dash.net[0]
+    assert copy.num_parameters() == dash.net.num_parameters()
+
+
+def test_starting_one_dashboard_pauses_the_others(make_dashboard):
+    first, second = make_dashboard(), make_dashboard()
+    first.start()
+    _wait_until(lambda: first.trainer.examples_seen > 0, what="the first to train")
+    second.start()
+    assert not first.running and first.run_button.description == "Resume"
+    _wait_until(lambda: second.trainer.examples_seen > 0, what="the second to train")
+    second.pause()
 
 
 def test_analysis_tabs(make_dashboard):
@@ -174,7 +215,7 @@ def test_save_and_load_round_trip(make_dashboard, tmp_path):
 
 def test_save_refuses_the_shipped_file_and_load_reports_missing(make_dashboard, tmp_path):
     dash = make_dashboard()
-    for name in ("seed-net.npz", "deep-net.npz"):
+    for name in ("seed-net.npz", "deep-net.npz", "Seed-Net.npz"):
         with pytest.raises(ValueError, match="shipped network"):
             dash.save(tmp_path / name)
         assert not (tmp_path / name).exists()

@@ -95,12 +95,15 @@ def test_confident_answer_shows_the_digit_and_its_percent(tmp_path):
     assert "90%" in pad._bars.value and pad._bars.value.count("%</span>") == 10
 
 
-@pytest.mark.parametrize("p, shown", [(0.6, "?"), (0.66, "?"), (0.67, "5"), (0.99, "5")])
-def test_question_mark_below_two_thirds(tmp_path, p, shown):
+@pytest.mark.parametrize("p, shown, percent", [(0.6, "?", "60%"), (0.66, "?", "66%"),
+                                               (0.6665, "?", "66%"), (0.67, "5", "67%"),
+                                               (0.99, "5", "99%"), (0.9951, "5", "99%")])
+def test_question_mark_below_two_thirds(tmp_path, p, shown, percent):
+    # The percent is rounded down, so "?" never stands beside "67%" (nor a sure guess at "100%").
     pad = make_pad(fixed_net(peaked(5, p)), tmp_path)
     draw_stroke(pad, vertical_line())
     assert pad.answer["guess"] == shown
-    assert pad.answer["confidence"] == f"{p:.0%}"
+    assert pad.answer["confidence"] == percent
     assert f'data-guess="{shown}"' in pad._answer.value
     assert (pad.answer["probability"] < CONFIDENT) == (shown == "?")
 
@@ -403,3 +406,40 @@ def test_signed_colours():
     np.testing.assert_array_equal(widgets.signed_rgb(np.zeros((2, 2))), 255)
     overlay = widgets.saliency_rgb(np.zeros((24, 24)), np.zeros((24, 24)))
     assert overlay.shape == (24, 24, 3) and (overlay == 255).all()
+
+
+def test_a_given_network_is_copied_so_teaching_leaves_it_alone(tmp_path):
+    net = random_net(3)
+    before = [param.copy() for _, param, _ in net.parameters()]
+    pad = make_pad(net, tmp_path, replay=None)
+    assert pad.net is not net
+    draw_stroke(pad, vertical_line())
+    pad.teach(7)
+    for saved, (_, param, _) in zip(before, net.parameters()):
+        np.testing.assert_array_equal(param, saved)
+
+
+def test_a_model_that_fails_to_load_leaves_the_one_in_use(tmp_path):
+    from cnnlib.models import save_model
+
+    good, broken = tmp_path / "a-good.npz", tmp_path / "b-broken.npz"
+    save_model(random_net(4), good)
+    broken.write_bytes(good.read_bytes()[:200])                # truncated
+    pad = DigitPad(good, models_dir=tmp_path, replay=None)
+    pad._model_picker.value = str(broken)
+    assert pad.model_path == good and pad._model_picker.value == str(good)
+    assert "a-good.npz" in pad._model_label.value and "b-broken.npz" in pad._model_label.value
+
+
+def test_switching_models_clears_the_last_lesson(tmp_path):
+    from cnnlib.models import save_model
+
+    other = tmp_path / "other.npz"
+    save_model(random_net(6), other)
+    pad = make_pad(random_net(3), tmp_path, replay=None)
+    draw_stroke(pad, vertical_line())
+    pad._on_teach(None)
+    assert pad._status.value
+    pad.use_model(other)
+    assert pad._status.value == "" and pad._teach_table.value == ""
+
