@@ -194,6 +194,15 @@ def _json_default(value):
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _check_finite(net, what):
+    """A network whose weights hold NaN or inf (a diverged run) is not worth a file."""
+    for name, param, _ in net.parameters():
+        if not np.isfinite(param).all():
+            raise ValueError(f"{what}: parameter {name} holds NaN or inf (training diverged); "
+                             "this network is not worth keeping — train again with a smaller "
+                             "learning rate")
+
+
 def _header(net, fmt, info):
     header = {
         "format": fmt,
@@ -255,10 +264,15 @@ def _check_header(header, path, fmt):
         raise ModelFileError(f"{path} has model format version {version!r}; this cnnlib "
                              f"(version {__version__}) reads version {FORMAT_VERSION} only: "
                              f"{hint}")
-    for key in ("architecture", "params", "info"):
-        if key not in header:
-            raise ModelFileError(f"{path}: the header has no {key!r}; the file is damaged — "
-                                 "save or export the network again")
+    for key, kind in (("architecture", list), ("params", dict), ("info", dict)):
+        if not isinstance(header.get(key), kind):
+            raise ModelFileError(f"{path}: the header has no {key!r} {kind.__name__}; the file "
+                                 "is damaged — save or export the network again")
+    for key in ("params", "buffers"):
+        for name, meta in header.get(key, {}).items():
+            if not (isinstance(meta, dict) and isinstance(meta.get("shape"), list)):
+                raise ModelFileError(f"{path}: the header's entry for {name} is damaged — save "
+                                     "or export the network again")
 
 
 def _missing(path):
@@ -272,8 +286,10 @@ def save_model(net, path, **info):
     """Save ``net`` (a Sequential) to ``path`` (.npz), atomically. Returns the Path.
 
     info: anything JSON-friendly to keep in the header's "info" (hyper-parameters, history
-    summary, accuracies, ...); numpy scalars and arrays are converted.
+    summary, accuracies, ...); numpy scalars and arrays are converted. Refuses (ValueError) a
+    network whose weights hold NaN or inf.
     """
+    _check_finite(net, f"save_model to {path}")
     header = _header(net, FORMAT, info)
     header_bytes = json.dumps(header, default=_json_default, indent=1).encode("utf-8")
     arrays = {"header": np.frombuffer(header_bytes, dtype=np.uint8)}
@@ -284,7 +300,8 @@ def save_model(net, path, **info):
 
 
 def _read_npz(path):
-    """(header dict, {param name: array}) of a model file; ModelFileError if it is not one."""
+    """(header, {param name: array}, {buffer name: array}) of a model file; ModelFileError
+    if it is not one."""
     path = Path(path)
     if not path.is_file():
         raise _missing(path)
@@ -326,6 +343,9 @@ def _read_npz(path):
             if name not in arrays or list(arrays[name].shape) != meta.get("shape"):
                 raise ModelFileError(f"{path}: {key[:-1]} {name} is missing or has the wrong "
                                      "shape; the file is damaged — save the network again")
+            if arrays[name].dtype.kind != "f" or not np.isfinite(arrays[name]).all():
+                raise ModelFileError(f"{path}: {key[:-1]} {name} is not finite floating-point "
+                                     "numbers; the file is damaged — save the network again")
     return header, params, buffers
 
 
@@ -342,7 +362,7 @@ def load_model(path):
     try:
         # Evaluation mode: a loaded network predicts; switch to net.train() explicitly to train.
         return from_architecture(header["architecture"], params, buffers).eval()
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, MemoryError) as error:  # MemoryError: absurd sizes
         raise ModelFileError(f"{path}: the architecture in its header cannot be rebuilt "
                              f"({type(error).__name__}: {error}); the file is damaged or from "
                              "an incompatible cnnlib") from None
@@ -353,7 +373,9 @@ def load_model(path):
 def export_json(net, path, **info):
     """Write ``net`` as human-readable JSON, atomically: the header (as in ``save_model``) with
     each layer's weights "W" and "b" as nested lists inside its architecture entry.
-    Returns the Path. float32 weights round-trip exactly (shortest repr of each value)."""
+    Returns the Path. float32 weights round-trip exactly (shortest repr of each value). Refuses
+    (ValueError) a network whose weights hold NaN or inf: JSON has no such numbers."""
+    _check_finite(net, f"export_json to {path}")
     header = _header(net, JSON_FORMAT, info)
     for spec, layer in zip(header["architecture"], net):
         for key, param in layer.params.items():
@@ -393,8 +415,12 @@ def import_json(path):
             for key, value in spec.pop("buffers", {}).items():
                 buffers[f"{index}.{key}"] = np.asarray(value, dtype=dtype)
             specs.append(spec)
+        for name, array in {**params, **buffers}.items():
+            if not np.isfinite(array).all():
+                raise ModelFileError(f"{path}: {name} holds NaN or inf; the file is damaged — "
+                                     "export it again")
         return from_architecture(specs, params, buffers).eval()   # as load_model: predicts
-    except (ValueError, KeyError, TypeError) as error:
+    except (ValueError, KeyError, TypeError, MemoryError) as error:
         raise ModelFileError(f"{path}: the network in it cannot be rebuilt "
                              f"({type(error).__name__}: {error}); the file is damaged — export "
                              "it again") from None

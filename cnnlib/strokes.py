@@ -132,7 +132,11 @@ def _points_from_lists(stroke, what: str) -> np.ndarray:
               and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in point))
         if not ok:
             raise ValueError(f"{what}, point {i}: expected [x, y], two numbers; got {point!r}")
-    return np.array(stroke, dtype=np.float64).reshape(len(stroke), 2)
+    try:
+        return np.array(stroke, dtype=np.float64).reshape(len(stroke), 2)
+    except OverflowError:  # a JSON integer too large for a float
+        raise ValueError(f"{what}: a coordinate is too large to be a number of pixels "
+                         "(more than 1e308)") from None
 
 
 def bounding_box(strokes) -> tuple[float, float, float, float]:
@@ -205,6 +209,8 @@ def rasterize(strokes, shape, width: float, *, ramp: float = 1.0,
     clip((width/2 - d) / ramp + 1/2, 0, 1). For a straight line this sums to ``width`` across it.
     Returns float32 (H, W) in [0, 1]; the max over segments, so crossings do not add up.
     """
+    if len(shape) != 2 or any(int(v) != v for v in shape):
+        raise ValueError(f"rasterize needs a shape (H, W) of two whole numbers; got {shape!r}")
     height, wide = (int(v) for v in shape)
     if height < 1 or wide < 1:
         raise ValueError(f"rasterize needs a positive shape (H, W); got {tuple(shape)}")
@@ -349,6 +355,10 @@ def preprocess_original(strokes, box_size=(280, 280)) -> np.ndarray:
     y_lo = max(0.0, math.floor(y_min - pen / 2))
     x_hi = min(box_w - 1, math.ceil(x_max + pen / 2) - 1)
     y_hi = min(box_h - 1, math.ceil(y_max + pen / 2) - 1)
+    if x_hi < x_lo or y_hi < y_lo:
+        raise ValueError(f"no ink inside the {box_w:g} x {box_h:g} box: the strokes span x "
+                         f"{x_min:g}..{x_max:g}, y {y_min:g}..{y_max:g}; scale them into the box "
+                         "first (fit_to_box) or pass the box they were drawn in as box_size")
     crop_w, crop_h = max(x_hi - x_lo, 1.0), max(y_hi - y_lo, 1.0)
     scaled_pen = max(1.0, math.floor(pen * max(crop_w / box_w, crop_h / box_h)))
 
@@ -365,10 +375,16 @@ def preprocess_original(strokes, box_size=(280, 280)) -> np.ndarray:
     else:
         x_off = y_off = 0
         dest_w = dest_h = size - 2 * pad
+    # (These formulas are the demo's own, margins and offsets included, so the two branches
+    # differ: the margin is taken after scaling, which squeezes the shorter side a little.)
+    # A very thin crop (a tall straight "1") would be squeezed below one pixel, and a line that
+    # thin, centred between two pixel centres, would cover neither: the browser still shows it
+    # faintly, so at least one pixel wide it stays.
+    dest_w, dest_h = max(dest_w, 1.0), max(dest_h, 1.0)
     sx, sy = dest_w / crop_w, dest_h / crop_h
     scale = math.sqrt(sx * sy)
     moved = transform(_resampled(strokes, scale), (sx, sy), (x_off - x_lo * sx, y_off - y_lo * sy))
-    return rasterize(moved, (size, size), scaled_pen * scale, ramp=min(1.0, scale))
+    return rasterize(moved, (size, size), max(1.0, scaled_pen * scale), ramp=min(1.0, scale))
 
 
 def preprocess_mnist(strokes, box_size=(280, 280), *, width: float = MNIST_WIDTH,
@@ -386,10 +402,18 @@ def preprocess_mnist(strokes, box_size=(280, 280), *, width: float = MNIST_WIDTH
     to keep a tiny drawing, such as a click, from being blown up: see ``MIN_EXTENT``).
     Returns float32 (24, 24) in [0, 1].
     """
+    if not (0 < width < box <= MNIST_FIELD):
+        raise ValueError(f"preprocess_mnist needs 0 < width < box <= {MNIST_FIELD} (pixels); got "
+                         f"width={width!r}, box={box!r}")
+    if not blur >= 0:
+        raise ValueError(f"blur is a Gaussian sigma in pixels, >= 0; got {blur!r}")
     strokes = as_strokes(strokes)
     box_w, box_h = _box_size(box_size)
     x_min, y_min, x_max, y_max = bounding_box(strokes)
     extent = max(x_max - x_min, y_max - y_min, MIN_EXTENT * max(box_w, box_h))
+    if not math.isfinite(extent):
+        raise ValueError(f"the strokes span more than a float can hold (x {x_min:g}..{x_max:g}, "
+                         f"y {y_min:g}..{y_max:g}); scale them down first")
     scale = (box - width) / extent  # output pixels per input unit
     strokes = _resampled(strokes, scale)
     field = MNIST_FIELD
@@ -637,7 +661,8 @@ def slashed_zeros(images, labels, fraction: float, rng) -> tuple[np.ndarray, np.
                          f"{images.dtype} {images.shape} and labels {labels.shape}")
     if not 0 <= fraction <= 1:
         raise ValueError(f"fraction must be in [0, 1]; got {fraction!r}")
-    zeros = np.flatnonzero(labels == 0)
+    # Zeros with ink to cross (every MNIST zero has; a blank image would have no ink box).
+    zeros = np.flatnonzero((labels == 0) & (images.max(axis=(1, 2)) > 0.3 * 255))
     picked = rng.choice(zeros, size=int(round(fraction * len(zeros))), replace=False)
     out = np.empty((len(picked),) + images.shape[1:], dtype=np.uint8)
     for k, i in enumerate(picked):

@@ -68,7 +68,7 @@ def as_float_images(images):
     """MNIST images as float32 NCHW in [0, 1], converted once.
 
     images: uint8 (N, H, W) or (N, 1, H, W) pixels 0..255 -> float32 (N, 1, H, W) / 255;
-    a floating (N, 1, H, W) array is returned as float32 unchanged in value.
+    a floating (N, 1, H, W) array, already in [0, 1], is returned as float32 unchanged in value.
     """
     images = np.asarray(images)
     if images.dtype == np.uint8:
@@ -79,17 +79,41 @@ def as_float_images(images):
                              f"got {images.shape}")
         return images.astype(np.float32) / np.float32(255)
     if images.dtype.kind == "f" and images.ndim == 4:
-        return images.astype(np.float32, copy=False)
+        images = images.astype(np.float32, copy=False)
+        # Float pixels 0..255 would train (badly) without a word; NaN would end as "lr too high".
+        if images.size and not (np.isfinite(images).all() and images.min() >= 0
+                                and images.max() <= 1):
+            raise ValueError(f"floating images must be finite and in [0, 1]; these span "
+                             f"{np.nanmin(images):g}..{np.nanmax(images):g}"
+                             f"{' with NaN' if np.isnan(images).any() else ''}. Divide 0..255 "
+                             "pixels by 255, or pass the uint8 images")
+        return images
     raise ValueError(f"expected uint8 (N, H, W) pixels or floating (N, C, H, W) images; got "
                      f"{images.dtype.name} array of shape {images.shape}")
 
 
-def _check_labels(images, labels, what):
+def _check_labels(images, labels, what, num_classes=None):
+    """Integer labels, one per image, each a class index 0..num_classes - 1 -> int64 (N,)."""
     labels = np.asarray(labels)
     if labels.ndim != 1 or len(labels) != len(images) or labels.dtype.kind not in "iu":
         raise ValueError(f"{what}: expected integer labels of shape ({len(images)},); got "
                          f"{labels.dtype.name} array of shape {labels.shape}")
-    return labels.astype(np.int64)
+    labels = labels.astype(np.int64)
+    high = num_classes if num_classes is not None else np.inf
+    bad = np.flatnonzero((labels < 0) | (labels >= high))
+    if len(bad):
+        limit = f"0..{num_classes - 1}" if num_classes is not None else ">= 0"
+        raise ValueError(f"{what}: labels are class indices {limit}; {what}[{bad[0]}] is "
+                         f"{labels[bad[0]]} ({len(bad)} such label(s))")
+    return labels
+
+
+def _num_classes(net):
+    """The number of output classes of a network ending in a Linear layer, else None."""
+    for layer in reversed(list(net)) if hasattr(net, "__iter__") else ():
+        if hasattr(layer, "out_features"):
+            return int(layer.out_features)
+    return None
 
 
 def _crop_size_check(x, size, what):
@@ -413,7 +437,8 @@ class Trainer:
             raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
         self.net = net
         self.x_train = as_float_images(x_train)
-        self.y_train = _check_labels(self.x_train, y_train, "y_train")
+        num_classes = _num_classes(net)
+        self.y_train = _check_labels(self.x_train, y_train, "y_train", num_classes)
         if len(self.x_train) == 0:
             raise ValueError("x_train has no examples")
         if (x_val is None) != (y_val is None):
@@ -422,7 +447,7 @@ class Trainer:
         if x_val is not None:
             # Validation always sees the centre crop; convert and crop once, copy to be contiguous.
             self.x_val = np.ascontiguousarray(CenterCrop(crop_size)(as_float_images(x_val)))
-            self.y_val = _check_labels(self.x_val, y_val, "y_val")
+            self.y_val = _check_labels(self.x_val, y_val, "y_val", num_classes)
         self.optimizer = optimizer if optimizer is not None else SGD(lr=0.01, momentum=0.9)
         self.base_lr = self.optimizer.lr
         self.schedule = schedule
@@ -477,6 +502,7 @@ class Trainer:
         scores = self.net.forward(x)
         loss, dscores = softmax_cross_entropy(scores, y)
         if not math.isfinite(loss):  # before any update: the weights stay as they were
+            self._position -= len(indices)  # and the batch is not counted as seen
             raise FloatingPointError(
                 f"the loss became {loss} at step {len(self.history.loss) + 1}; the learning "
                 f"rate ({self.optimizer.lr:g}) is probably too high — lower it and start again")
@@ -697,8 +723,8 @@ def train_recipe(recipe, split, *, progress=True, callbacks=()):
     if recipe.slashed_zeros:
         from .strokes import slashed_zeros
 
-        # Their own generator, so the weights, shuffles and crops below draw what they would
-        # draw without them.
+        # Their own generator, so the initial weights below are those a run without them gets
+        # (the shuffles and crops then cover the extra digits too, so they differ).
         extra_x, extra_y = slashed_zeros(x_train, y_train, recipe.slashed_zeros,
                                          np.random.default_rng([recipe.seed, 1]))
         x_train, y_train = np.concatenate([x_train, extra_x]), np.concatenate([y_train, extra_y])

@@ -240,3 +240,34 @@ def test_shipped_network_scores_at_least_98_8_percent_on_test():
     accuracy = train.evaluate(net, x_test, y_test)
     assert accuracy >= 0.988, f"shipped network scores {accuracy:.4f} on test"
     assert abs(accuracy - header["info"]["test_accuracy"]) < 0.001
+
+
+def test_nan_weights_are_neither_saved_nor_loaded(net, tmp_path):
+    path = models.save_model(net, tmp_path / "net.npz")
+    before = path.read_bytes()
+    broken = models.seed_net(rng=np.random.default_rng(1))
+    broken[-1].params["W"][0, 0] = np.nan                     # as a diverged run leaves it
+    for write in (models.save_model, models.export_json):
+        with pytest.raises(ValueError, match="7.W holds NaN or inf"):
+            write(broken, path)
+    assert path.read_bytes() == before                        # the old file is untouched
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    arrays["param/7.W"] = arrays["param/7.W"].copy()
+    arrays["param/7.W"][0, 0] = np.inf
+    np.savez(tmp_path / "inf.npz", **arrays)
+    _expect_model_file_error(models.load_model, tmp_path / "inf.npz", "7.W", "not finite")
+
+
+def test_a_damaged_header_is_a_model_file_error(net, tmp_path):
+    path = models.save_model(net, tmp_path / "net.npz")
+    with np.load(path) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    header = json.loads(arrays["header"].tobytes())
+    for damage, words in ((lambda h: h.update(params=[]), "'params' dict"),
+                          (lambda h: h["params"].update({"7.W": 3}), "entry for 7.W")):
+        damaged = json.loads(json.dumps(header))
+        damage(damaged)
+        arrays["header"] = np.frombuffer(json.dumps(damaged).encode(), dtype=np.uint8)
+        np.savez(tmp_path / "damaged.npz", **arrays)
+        _expect_model_file_error(models.load_model, tmp_path / "damaged.npz", words)

@@ -419,3 +419,26 @@ def test_classify_strokes_prints_and_writes_the_library_answer(tmp_path, capsys,
     assert [r["prediction"] for r in rows] == probs.argmax(axis=1).tolist()
     assert [r["probability"] for r in rows] == [round(float(p), 6) for p in probs.max(axis=1)]
     assert f"accuracy: {S.score(probs, records)['accuracy']:.4f}\n" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("height", [200, 240, 276])
+def test_a_tall_straight_one_stays_visible(height):
+    # The crop of a straight "1" is so thin that the demo's geometry squeezed it below a pixel.
+    image = S.preprocess([[[140, 140 - height / 2], [140, 140 + height / 2]]], method="original")
+    assert image.sum() >= 15 and image.max() == pytest.approx(1.0)
+    tall_box = S.preprocess([[[140, 10], [140, 550]]], box_size=(280, 560), method="original")
+    assert tall_box.sum() >= 15
+
+
+def test_bad_drawings_and_options_are_clear_errors():
+    with pytest.raises(ValueError, match="no ink inside the 280 x 280 box.*fit_to_box"):
+        S.preprocess([[[1200, 1000], [1300, 1200]]], method="original")
+    for options, words in (({"width": 20, "box": 20}, "0 < width < box"),
+                           ({"box": -16}, "0 < width < box"),
+                           ({"blur": float("nan")}, "blur is a Gaussian sigma")):
+        with pytest.raises(ValueError, match=words):
+            S.preprocess_mnist([[[10, 10], [50, 90]]], **options)
+    with pytest.raises(ValueError, match="too large to be a number of pixels"):
+        S.as_strokes([[[10 ** 400, 1], [2, 3]]])
+    with pytest.raises(ValueError, match="two whole numbers"):
+        S.rasterize([[[1, 1], [5, 5]]], (24, 24, 1), 2.0)

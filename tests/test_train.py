@@ -437,3 +437,27 @@ def test_evaluate_prints_the_accuracy_of_the_crops_and_seed_asked_for(tmp_path, 
         printed = re.search(r"^test accuracy: (\S+)$", capsys.readouterr().out, re.M).group(1)
         expected = train.evaluate(models.load_model(out), x, y, crops=crops, seed=seed)
         assert printed == f"{expected:.4f}"
+
+
+def test_labels_outside_the_classes_and_float_pixels_outside_0_1_are_refused():
+    split = _random_split()
+    net = models.seed_net(rng=np.random.default_rng(0))
+    y = split.y_train.copy()
+    y[7] = 10
+    with pytest.raises(ValueError, match=r"y_train\[7\] is 10"):
+        train.Trainer(net, split.x_train, y)
+    with pytest.raises(ValueError, match=r"y_val: labels are class indices 0..9"):
+        train.Trainer(net, split.x_train, split.y_train, split.x_val, -1 - split.y_val.astype(int))
+    with pytest.raises(ValueError, match="in \\[0, 1\\].*Divide 0..255 pixels by 255"):
+        train.Trainer(net, split.x_train[:, None].astype(np.float32), split.y_train)
+
+
+def test_a_non_finite_loss_does_not_count_its_batch_as_seen():
+    split = _random_split()
+    net = models.seed_net(rng=np.random.default_rng(0))
+    trainer = train.Trainer(net, split.x_train, split.y_train, rng=0)
+    trainer.step()
+    net[-1].params["b"][0] = np.inf
+    with pytest.raises(FloatingPointError), np.errstate(invalid="ignore"):
+        trainer.step()
+    assert trainer.examples_seen == 20 and trainer._position == 20
