@@ -239,8 +239,17 @@ def _atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp_name, 0o644)  # mkstemp makes files private; model files are for sharing
+        umask = os.umask(0)
+        os.umask(umask)
+        # mkstemp makes files private; model files are for sharing, as far as the umask allows.
+        os.chmod(tmp_name, 0o644 & ~umask)
         os.replace(tmp_name, path)
+        if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
+            dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise

@@ -330,8 +330,9 @@ class ProgressBar(Callback):
 
     def _postfix(self, trainer):
         history = trainer.history
-        postfix = {"loss": f"{np.mean(history.loss[-self.every:]):.3f}",
-                   "lr": f"{trainer.optimizer.lr:.3g}"}
+        postfix = {"lr": f"{trainer.optimizer.lr:.3g}"}
+        if history.loss:  # a run of no steps has no loss to show
+            postfix["loss"] = f"{np.mean(history.loss[-self.every:]):.3f}"
         if history.val_accuracy:
             postfix["val"] = f"{history.val_accuracy[-1]:.4f}"
         self.bar.set_postfix(postfix, refresh=False)
