@@ -1,5 +1,7 @@
 """Sequential: layers applied one after the other, and the backward pass in reverse."""
 
+from contextlib import contextmanager
+
 import numpy as np
 
 from .layers import Conv2d, Layer, Linear
@@ -84,6 +86,17 @@ class Sequential:
         """Switch every layer to evaluation mode. Returns self."""
         return self.train(False)
 
+    @contextmanager
+    def evaluating(self):
+        """``with net.evaluating():`` runs the block in evaluation mode, then restores the mode
+        the network had (training or not), even if the block raises."""
+        was_training = self.training
+        self.eval()
+        try:
+            yield self
+        finally:
+            self.train(was_training)
+
     def predict_proba(self, x, batch_size=64):
         """Class probabilities for x: (N, ...) -> (N, K), computed batch_size examples at a time.
 
@@ -96,13 +109,9 @@ class Sequential:
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             probs = [softmax(self.forward(x[i:i + batch_size]))
                      for i in range(0, len(x), batch_size)]
-        finally:
-            self.train(was_training)
         if not probs:
             raise ValueError("predict_proba got no examples (x has length 0)")
         return np.concatenate(probs)
@@ -115,13 +124,9 @@ class Sequential:
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
-        was_training = self.training
-        self.eval()
-        try:
+        with self.evaluating():
             classes = [self.forward(x[i:i + batch_size]).argmax(axis=1)
                        for i in range(0, len(x), batch_size)]
-        finally:
-            self.train(was_training)
         if not classes:
             raise ValueError("predict got no examples (x has length 0)")
         return np.concatenate(classes)

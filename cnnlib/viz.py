@@ -94,15 +94,11 @@ def activations(net, x):
     restores the previous mode. Returns a list of (name, output) with name like
     "1: ReLU" and output the layer's output array; the first entry is ("input", x).
     """
-    was_training = net.training
-    net.eval()
-    try:
+    with net.evaluating():
         out = [("input", x)]
         for i, layer in enumerate(net):
             x = layer.forward(x)
             out.append((f"{i}: {type(layer).__name__}", x))
-    finally:
-        net.train(was_training)
     return out
 
 

@@ -116,16 +116,12 @@ def saliency_map(net, image):
     Overwrites the layers' grads (as any backward pass does).
     """
     x = np.asarray(image, dtype=_dtype(net))[None, None]
-    was_training = net.training
-    net.eval()
-    try:
+    with net.evaluating():
         scores = net.forward(x)
         top = int(scores[0].argmax())
         dscores = np.zeros_like(scores)
         dscores[0, top] = 1
         dx = net.backward(dscores)
-    finally:
-        net.train(was_training)
     return dx[0, 0], top
 
 
@@ -136,15 +132,11 @@ def layer_outputs(net, image):
     (10, 20, 20)), ..., ("7: Linear", (10,)). Evaluation mode.
     """
     x = np.asarray(image, dtype=_dtype(net))[None, None]
-    was_training = net.training
-    net.eval()
-    try:
+    with net.evaluating():
         out = [("input", x[0])]
         for i, layer in enumerate(net):
             x = layer.forward(x)
             out.append((f"{i}: {type(layer).__name__}", x[0]))
-    finally:
-        net.train(was_training)
     return out
 
 
@@ -172,9 +164,7 @@ def teach_steps(net, image, label, replay=None, *, steps=TEACH_STEPS, until=None
     optimizer = SGD(lr, momentum=momentum)
     padded = np.broadcast_to(np.pad(image, 2), (own, 28, 28))
     losses = []
-    was_training = net.training
-    net.eval()
-    try:
+    with net.evaluating():
         for _ in range(int(steps)):
             if until is not None and classify(net, image)[int(label)] >= until:
                 break
@@ -190,8 +180,6 @@ def teach_steps(net, image, label, replay=None, *, steps=TEACH_STEPS, until=None
             net.backward(dscores)
             optimizer.step(net)
             losses.append(float(loss))
-    finally:
-        net.train(was_training)
     return np.array(losses)
 
 

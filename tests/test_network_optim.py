@@ -123,3 +123,17 @@ def test_sgd_without_momentum_still_decays_weights():
     layer.grads["W"][:] = [[0.1, 0.2]]
     SGD(lr=0.1, weight_decay=0.01).step(Sequential(layer))
     np.testing.assert_allclose(layer.params["W"], [[1 - 0.1 * 0.11, -2 - 0.1 * 0.18]])
+
+
+def test_evaluating_restores_the_mode_even_after_an_error():
+    from cnnlib.models import seed_net
+    net = seed_net(rng=np.random.default_rng(0)).train()
+    with pytest.raises(RuntimeError):
+        with net.evaluating():
+            assert not net.training and not any(layer.training for layer in net)
+            raise RuntimeError("inside")
+    assert net.training and all(layer.training for layer in net)
+    net.eval()
+    with net.evaluating():
+        pass
+    assert not net.training
