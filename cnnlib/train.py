@@ -308,12 +308,13 @@ class Callback:
 class ProgressBar(Callback):
     """A tqdm bar on stderr counting examples: examples/s, smoothed loss, validation accuracy.
 
-    total: examples the bar expects (``fit`` sets it when None). Refreshes at most every
-    ``every`` steps to keep the hot loop lean.
+    total: examples the bar expects (when None, every ``fit`` sets it to that call's length).
+    Refreshes at most every ``every`` steps to keep the hot loop lean.
     """
 
     def __init__(self, total=None, every=50, desc="train", file=None, disable=False):
         self.total, self.every, self.desc = total, max(1, int(every)), desc
+        self.total_from_fit = total is None
         self.file, self.disable = file, disable
         self.bar = None
         self._counted = 0
@@ -604,7 +605,8 @@ class Trainer:
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0; got {epochs!r}")
         for callback in self.callbacks:
-            if isinstance(callback, ProgressBar) and callback.total is None and callback.bar is None:
+            if (isinstance(callback, ProgressBar) and callback.total_from_fit
+                    and callback.bar is None):
                 callback.total = int(round(epochs * len(self.x_train)))
         return self.run(examples=int(round(epochs * len(self.x_train))), validate_at_end=True)
 

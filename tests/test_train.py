@@ -461,3 +461,15 @@ def test_a_non_finite_loss_does_not_count_its_batch_as_seen():
     with pytest.raises(FloatingPointError), np.errstate(invalid="ignore"):
         trainer.step()
     assert trainer.examples_seen == 20 and trainer._position == 20
+
+
+def test_a_progress_bar_reused_by_two_fits_expects_each_one_s_length(tmp_path):
+    import io
+    split = _random_split(n=40)
+    bar = train.ProgressBar(file=io.StringIO())
+    trainer = train.Trainer(models.seed_net(rng=np.random.default_rng(0)), split.x_train,
+                            split.y_train, callbacks=[bar], rng=0)
+    trainer.fit(1)
+    assert bar.total == 40
+    trainer.fit(3)
+    assert bar.total == 120
