@@ -162,9 +162,10 @@ def fit_to_box(strokes, size: float = 280, fill: float = 0.6) -> list[np.ndarray
     default, about how large people draw in the widget). A single point is only centred.
     Returns a list of float64 (n_i, 2) arrays in box coordinates (y down).
     """
-    if not size > 0 or not 0 < fill <= 1:
-        raise ValueError(f"fit_to_box needs size > 0 and 0 < fill <= 1; got size={size!r}, "
-                         f"fill={fill!r}")
+    if not (isinstance(size, numbers.Real) and size > 0 and isinstance(fill, numbers.Real)
+            and 0 < fill <= 1):
+        raise ValueError(f"fit_to_box needs a number size > 0 (the side of the square drawing "
+                         f"box) and 0 < fill <= 1; got size={size!r}, fill={fill!r}")
     x_min, y_min, x_max, y_max = bounding_box(strokes)
     extent = max(x_max - x_min, y_max - y_min)
     scale = fill * size / extent if extent > 0 else 1.0
