@@ -96,6 +96,11 @@ def _check_batchnorm(x, gamma, beta, mean, var):
     if not isinstance(x, np.ndarray) or x.ndim < 2:
         got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
         raise ValueError(f"batchnorm expects x of shape (N, C, H, W) or (N, C); got {got}")
+    if x.dtype.kind != "f":
+        raise ValueError(f"batchnorm expects floating x (float32 or float64); got {x.dtype}: "
+                         "convert it first, e.g. x.astype(np.float32)")
+    if gamma is None or beta is None:
+        raise ValueError("batchnorm needs gamma and beta, arrays of shape (C,)")
     C = x.shape[1]
     for name, v in [("gamma", gamma), ("beta", beta), ("running mean", mean),
                     ("running var", var)]:

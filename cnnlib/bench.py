@@ -335,7 +335,11 @@ def main(seconds=3.0, rounds=3, threads=1, batch_sizes=(20, 64), use_torch=True,
     what = "the reference network" if model == "seed" else f"the {model!r} network"
     out(f"cnnlib {__version__} benchmark: {what} ({net.num_parameters():,} parameters), "
         f"24x24 inputs, float32")
-    out(f"BLAS threads: {set_threads(threads)}")
+    blas_threads = set_threads(threads)
+    out(f"BLAS threads: {blas_threads}")
+    if "not set" in blas_threads:
+        out("  (so numpy and PyTorch may use different numbers of threads: read the ratios "
+            "with care, or pip install threadpoolctl)")
     x, y = _random_data(rng, POOL)
     runners = [CnnlibRunner(net, x, y)]
     torch, torch_text = _torch_or_none(threads) if use_torch else (None, "skipped (--no-torch)")

