@@ -282,9 +282,11 @@ class TrainingDashboard:
         """Stop after the current mini-batch; returns once that step has finished."""
         self._running.clear()
         with self._lock:  # the step in flight, if any, ends before we report
-            self._show_run_button("Resume")
+            # The final numbers first: a front end that shows "Resume" has them already
+            # (widget updates reach it in the order they are made).
             self._draw_stats()
             self._draw_history()
+            self._show_run_button("Resume")
         if self.error is None:
             self._set_status(f"paused after {self.trainer.examples_seen:,} examples")
 
