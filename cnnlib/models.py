@@ -295,7 +295,8 @@ def save_model(net, path, **info):
     """Save ``net`` (a Sequential) to ``path`` (.npz), atomically. Returns the Path.
 
     info: anything JSON-friendly to keep in the header's "info" (hyper-parameters, history
-    summary, accuracies, ...); numpy scalars and arrays are converted. Refuses (ValueError) a
+    summary, accuracies, ...); numpy scalars and arrays are converted, and it comes back as JSON
+    gives it: dict keys as strings, tuples as lists. Refuses (ValueError) a
     network whose weights hold NaN or inf.
     """
     _check_finite(net, f"save_model to {path}")
