@@ -101,6 +101,7 @@ def warp(images, A, d, size=None, displacement=None):
     Returns (N, size, size) or (N, 1, size, size), in the images' dtype.
     """
     x = _check_images(images, "warp")
+    A, d = np.asarray(A), np.asarray(d)
     N, H, W = x.shape
     size = H if size is None else size
     if A.shape != (N, 2, 2) or d.shape != (N, 2):

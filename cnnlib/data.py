@@ -535,6 +535,7 @@ def random_crops(
     Returns a new array (N, size, size) or (N, C, size, size). Each image's top-left corner is
     drawn uniformly from the (H - size + 1) x (W - size + 1) valid positions.
     """
+    images = np.asarray(images)
     _check_crop(images, size, "random_crops")
     rng = np.random.default_rng(rng)
     n = len(images)
@@ -554,6 +555,7 @@ def center_crop(images: np.ndarray, size: int = 24) -> np.ndarray:
 
     images: (N, H, W) or (N, C, H, W). Returns a new array (N, size, size) or (N, C, size, size).
     """
+    images = np.asarray(images)
     _check_crop(images, size, "center_crop")
     height, width = images.shape[-2:]
     top, left = (height - size) // 2, (width - size) // 2
@@ -565,6 +567,7 @@ def to_float(images: np.ndarray) -> np.ndarray:
 
     images: uint8 (N, H, W) or (N, 1, H, W). Returns float32 (N, 1, H, W).
     """
+    images = np.asarray(images)
     if images.dtype != np.uint8:
         raise TypeError(
             f"to_float expects uint8 pixels 0..255; got dtype {images.dtype} "
