@@ -146,6 +146,9 @@ def random_affine(images, rng, size=24, rotation=10.0, scale=0.1, shift=2.0,
     shifts in pixels; elastic_alpha is the distortion's gain (``elastic_displacement``), 0 turns
     it off. rng: a numpy Generator or a seed.
     """
+    if not elastic_alpha >= 0:
+        raise ValueError(f"random_affine needs elastic_alpha >= 0 (0: no distortion); got "
+                         f"{elastic_alpha!r}")
     rng = np.random.default_rng(rng)
     x = _check_images(images, "random_affine")
     A, d = sample_affine(len(x), rng, rotation, scale, shift)

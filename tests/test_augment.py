@@ -137,3 +137,10 @@ def test_errors_say_what_is_expected(rng):
         warp(np.zeros((2, 28, 28)), np.zeros((3, 2, 2)), np.zeros((3, 2)))
     with pytest.raises(ValueError, match="elastic"):
         RandomAffine(elastic_alpha=-1)
+
+
+def test_random_affine_takes_a_seed_and_refuses_a_negative_gain():
+    x = np.random.default_rng(0).random((3, 28, 28), dtype=np.float32)
+    np.testing.assert_array_equal(random_affine(x, 5), random_affine(x, np.random.default_rng(5)))
+    with pytest.raises(ValueError, match="elastic_alpha >= 0"):
+        random_affine(x, 0, elastic_alpha=-1.0)
