@@ -182,6 +182,8 @@ def _train_command(recipe, args: argparse.Namespace) -> str:
         words.append(f"--slashed-zeros {recipe.slashed_zeros:g}")
     if recipe.full_train:
         words.append("--full-train")
+    if recipe.workers > 1:
+        words.append(f"--workers {recipe.workers}")
     for flag, value in [("--train-size", recipe.train_size), ("--val-size", recipe.val_size),
                         ("--test-size", args.test_size)]:
         if value is not None:
@@ -203,7 +205,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
         momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
         augment=args.augment, slashed_zeros=args.slashed_zeros, seed=args.seed,
         validate_every=args.validate_every, full_train=args.full_train,
-        train_size=args.train_size, val_size=args.val_size)
+        train_size=args.train_size, val_size=args.val_size, workers=args.workers)
     with _mnist_errors():
         split = data.load_mnist_split(progress=not args.quiet)
     start = time.perf_counter()
@@ -332,6 +334,9 @@ def _add_training_commands(commands) -> None:
                        help="validate on the first N validation digits only (quick runs)")
     train.add_argument("--test-size", type=_positive_int, metavar="N",
                        help="test on the first N test digits only (quick runs)")
+    train.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                       help="processes that share every batch, one per core "
+                       "(cnnlib.parallel; default: 1). Results depend on N in the last bits")
     train.add_argument("--out", required=True, metavar="PATH",
                        help="where to save the network (.npz; written atomically)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -361,6 +366,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
     with _mnist_errors():   # --recipe trains on MNIST
         bench.main(seconds=args.seconds, rounds=args.rounds, threads=args.threads,
+                   cores=args.cores,
                    batch_sizes=tuple(args.batch_sizes), use_torch=not args.no_torch,
                    inference=not args.no_inference, recipe=args.recipe, model=args.model)
     return 0
@@ -381,8 +387,12 @@ def _add_bench_command(commands) -> None:
                        help="training time per batch size and library (default: 3)")
     bench.add_argument("--rounds", type=_positive_int, default=3,
                        help="alternating slices the time is split into (default: 3)")
-    bench.add_argument("--threads", type=_positive_int, default=1,
+    cores = bench.add_mutually_exclusive_group()
+    cores.add_argument("--threads", type=_positive_int, default=1,
                        help="threads for numpy's BLAS and for PyTorch (default: 1)")
+    cores.add_argument("--cores", type=_positive_int, default=None, metavar="N",
+                       help="let each library use N cores its own way: PyTorch N threads, "
+                       "cnnlib N processes of one thread each (cnnlib.parallel)")
     bench.add_argument("--batch-sizes", type=_positive_int, nargs="+", default=[20, 64],
                        metavar="B", help="training batch sizes (default: 20 64)")
     bench.add_argument("--model", default="seed", choices=["seed", "deep"],

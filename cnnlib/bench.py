@@ -2,6 +2,7 @@
 
     python -m cnnlib bench                    # training ex/s (batch 20, 64), inference img/s
     python -m cnnlib bench --threads 2        # BLAS and PyTorch both on 2 threads
+    python -m cnnlib bench --cores 2          # PyTorch 2 threads, cnnlib 2 processes
     python -m cnnlib bench --recipe           # + wall-clock of the original recipe (2 epochs)
 
 A training step is the whole thing: forward, softmax cross-entropy, backward, SGD momentum update,
@@ -11,6 +12,11 @@ same network (same initial weights, same SGD settings, same number of threads) i
 alternating slices (cnnlib, PyTorch, PyTorch, cnnlib, ...) so that noise from a shared machine
 hits both, and the ratios are printed. Timings on a busy machine vary from run to run: compare
 ratios measured in one run, never absolute numbers from different runs.
+
+``--cores N`` lets each library use N cores the way it does best: PyTorch splits every operation
+over N threads; numpy cannot (its operations on these small arrays run on one core, and Python
+threads wait on each other), so cnnlib runs N processes of one thread each that share every
+batch (``cnnlib.parallel.DataParallel``) and split the images to classify.
 
 What it trades away: one network and one input size; no GPU; no statistics beyond totals.
 """
@@ -116,20 +122,27 @@ class CnnlibRunner:
 
     name = "cnnlib"
 
-    def __init__(self, net, x, y):
+    def __init__(self, net, x, y, workers=1):
         self.net, self.x, self.y = net, x, y
         self.optimizer = SGD(LR, momentum=MOMENTUM)
         self._position = 0
+        self.parallel = None
+        if workers > 1:
+            from .parallel import DataParallel
+            self.parallel = DataParallel(net, workers, seed=0)
 
     def train(self, batch_size, seconds):
         """Train for about ``seconds``; returns (examples trained, seconds taken)."""
-        net, optimizer = self.net, self.optimizer
+        net, optimizer, parallel = self.net, self.optimizer, self.parallel
         examples, start = 0, time.perf_counter()
         while True:
             xb, yb = self._batch(batch_size)
-            scores = net.forward(xb)
-            _, dscores = softmax_cross_entropy(scores, yb)
-            net.backward(dscores, input_grad=False)   # the images need no gradient
+            if parallel is not None:
+                parallel.forward_backward(xb, yb)
+            else:
+                scores = net.forward(xb)
+                _, dscores = softmax_cross_entropy(scores, yb)
+                net.backward(dscores, input_grad=False)   # the images need no gradient
             optimizer.step(net)
             examples += batch_size
             elapsed = time.perf_counter() - start
@@ -145,9 +158,14 @@ class CnnlibRunner:
 
     def infer(self, x):
         """Seconds to classify every image of x, INFERENCE_BATCH at a time."""
+        predictor = self.parallel if self.parallel is not None else self.net
         start = time.perf_counter()
-        self.net.predict(x, batch_size=INFERENCE_BATCH)
+        predictor.predict(x, batch_size=INFERENCE_BATCH)
         return time.perf_counter() - start
+
+    def close(self):
+        if self.parallel is not None:
+            self.parallel.close()
 
 
 class TorchRunner(CnnlibRunner):
@@ -297,13 +315,15 @@ def format_table(rates, names, batch_sizes=(20, 64), inference=True):
 
 # ------------------------------------------------------------------------------------ recipe
 
-def time_recipe(epochs=2, seed=0, evaluate=True):
+def time_recipe(epochs=2, seed=0, evaluate=True, workers=1):
     """Wall-clock of the original recipe with ``cnnlib.train.Trainer`` on real MNIST.
 
     50,000 training digits, a random 24x24 crop each, batch 20, SGD lr 0.01 momentum 0.9,
     ``epochs`` epochs, no validation during the run. Returns a dict with the seconds (wall-clock
     and CPU), examples/s and (when ``evaluate``) the centre-crop test accuracy. Needs the MNIST
-    files already in ``data/mnist`` (``python -m cnnlib data``).
+    files already in ``data/mnist`` (``python -m cnnlib data``). workers: processes sharing every
+    batch (``Trainer``'s ``workers``; their start-up is timed too, about 0.1 s); the CPU time is
+    then this process's only.
     """
     from . import data, train
 
@@ -311,9 +331,12 @@ def time_recipe(epochs=2, seed=0, evaluate=True):
     rng = np.random.default_rng(seed)
     net = seed_net(rng=rng)
     trainer = train.Trainer(net, split.x_train, split.y_train, optimizer=SGD(LR, momentum=MOMENTUM),
-                            batch_size=20, rng=rng, validate_every=None)
+                            batch_size=20, rng=rng, validate_every=None, workers=workers)
     start, cpu = time.perf_counter(), time.process_time()
-    trainer.fit(epochs=epochs)
+    try:
+        trainer.fit(epochs=epochs)
+    finally:
+        trainer.close()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu
     result = {"seconds": seconds, "cpu_seconds": cpu_seconds, "examples": trainer.examples_seen,
               "examples_per_second": trainer.examples_seen / seconds}
@@ -325,11 +348,15 @@ def time_recipe(epochs=2, seed=0, evaluate=True):
 # ------------------------------------------------------------------------------------ command
 
 def main(seconds=3.0, rounds=3, threads=1, batch_sizes=(20, 64), use_torch=True,
-         inference=True, recipe=False, seed=0, out=print, model="seed"):
+         inference=True, recipe=False, seed=0, out=print, model="seed", cores=None):
     """Run the benchmark and print (via ``out``) the machine, the table and the ratios.
 
     model: a name from ``cnnlib.models.MODELS`` ("seed": the reference network; "deep": the
-    deeper network of notebook 09, with batch norm and dropout in training mode)."""
+    deeper network of notebook 09, with batch norm and dropout in training mode).
+    cores: instead of ``threads``, give each library this many cores its own way: PyTorch as
+    threads, cnnlib as processes of one BLAS thread each (``cnnlib.parallel``)."""
+    if cores is not None and threads != 1:
+        raise ValueError("give threads or cores, not both")
     rng = np.random.default_rng(seed)
     net = build_model(model, rng)
     what = "the reference network" if model == "seed" else f"the {model!r} network"
@@ -340,35 +367,48 @@ def main(seconds=3.0, rounds=3, threads=1, batch_sizes=(20, 64), use_torch=True,
     if "not set" in blas_threads:
         out("  (so numpy and PyTorch may use different numbers of threads: read the ratios "
             "with care, or pip install threadpoolctl)")
+    workers = cores or 1
+    if workers > 1:
+        out(f"cnnlib: {workers} processes sharing every batch (cnnlib.parallel), one BLAS "
+            "thread each")
     x, y = _random_data(rng, POOL)
-    runners = [CnnlibRunner(net, x, y)]
-    torch, torch_text = _torch_or_none(threads) if use_torch else (None, "skipped (--no-torch)")
+    runners = [CnnlibRunner(net, x, y, workers)]
+    torch, torch_text = (_torch_or_none(cores or threads) if use_torch
+                         else (None, "skipped (--no-torch)"))
     out(f"PyTorch: {torch_text}")
     if torch is not None:
         runners.append(TorchRunner(net, x, y))
     for line in machine_info():
         out(line)
     out(f"timing {seconds:g} s per task and library, in {rounds} alternating slices...")
-    rates, cpu_rates = compare(runners, batch_sizes, seconds, rounds, inference, seed)
+    try:
+        rates, cpu_rates = compare(runners, batch_sizes, seconds, rounds, inference, seed)
+    finally:
+        runners[0].close()
     names = [r.name for r in runners]
     out("per second of wall-clock time:")
     out(format_table(rates, names, batch_sizes, inference))
-    out("per second of CPU time (all threads added up; on a shared machine, with --threads 1, "
-        "closer to what an idle machine gives):")
-    out(format_table(cpu_rates, names, batch_sizes, inference))
+    if workers == 1:
+        out("per second of CPU time (all threads added up; on a shared machine, with --threads 1, "
+            "closer to what an idle machine gives):")
+        out(format_table(cpu_rates, names, batch_sizes, inference))
+    else:   # the workers' CPU time is not this process's
+        out("(no CPU-time table with --cores: cnnlib's worker processes are not counted in it)")
     if hasattr(os, "getloadavg"):
         load = os.getloadavg()[0]
         out(f"load average (1 min) at the end: {load:.1f}")
-        if threads > 1 and load > (os.cpu_count() or 1):
+        if max(threads, workers) > 1 and load > (os.cpu_count() or 1):
             # Measured here: with more runnable threads than cores, both libraries' spinning
             # worker threads wait on each other and training gets ~5x slower than on 1 thread.
             out(f"warning: the machine was busier than its {os.cpu_count()} cores; multi-threaded "
                 "timings collapse under such load, --threads 1 measures the code, not the queue")
     if recipe:
+        on = f", {workers} processes" if workers > 1 else ""
         out("original recipe: 2 epochs of 50,000 random 24x24 crops, batch 20, SGD lr 0.01 "
-            "momentum 0.9 (cnnlib.train.Trainer)...")
-        result = time_recipe(seed=seed)
-        out(f"  {result['seconds']:.1f} s ({result['cpu_seconds']:.1f} s of CPU time) for "
+            f"momentum 0.9 (cnnlib.train.Trainer{on})...")
+        result = time_recipe(seed=seed, workers=workers)
+        cpu_text = f" ({result['cpu_seconds']:.1f} s of CPU time)" if workers == 1 else ""
+        out(f"  {result['seconds']:.1f} s{cpu_text} for "
             f"{result['examples']:,} examples ({result['examples_per_second']:,.0f} examples/s); "
             f"test accuracy "
             f"{result['test_accuracy']:.4f}")

@@ -430,13 +430,19 @@ class Trainer:
     rng: the numpy Generator (or a seed for one) for shuffling and augmentation.
     validate_every: validate after every this many examples during ``run``/``fit`` (None: never
     mid-run; ``fit`` still validates at its end).
+    workers: processes that share every batch (``cnnlib.parallel.DataParallel``; 1: this process
+    alone). They start at the first step and stop with ``close()`` (or when the Trainer is
+    garbage-collected). A seeded run reproduces exactly for a given number of workers; different
+    numbers of workers differ in the last bits of every step, so their runs drift apart.
     """
 
     def __init__(self, net, x_train, y_train, x_val=None, y_val=None, *, optimizer=None,
                  batch_size=20, rng=None, augment=None, crop_size=24, schedule=None,
-                 validate_every=10_000, callbacks=()):
+                 validate_every=10_000, callbacks=(), workers=1):
         if not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
             raise ValueError(f"batch_size must be an integer >= 1; got {batch_size!r}")
+        if not isinstance(workers, (int, np.integer)) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
         self.net = net
         self.x_train = as_float_images(x_train)
         num_classes = _num_classes(net)
@@ -465,6 +471,8 @@ class Trainer:
         self._order = None      # this epoch's permutation of the training set
         self._position = 0      # next index into it
         self._stop = False
+        self.workers = int(workers)
+        self._parallel = None   # the DataParallel, started at the first step when workers > 1
 
     def _notify(self, event, *args):
         # Callbacks may be Callback subclasses or any object with some of its methods.
@@ -500,31 +508,63 @@ class Trainer:
         y = self.y_train[indices]
         if self.schedule is not None:
             self.optimizer.lr = self.base_lr * self.schedule(self.examples_seen)
-        start = time.perf_counter()
-        scores = self.net.forward(x)
-        loss, dscores = softmax_cross_entropy(scores, y)
+        loss, forward_s, backward_s, timed = self._forward_backward(x, y)
         if not math.isfinite(loss):  # before any update: the weights stay as they were
             self._position -= len(indices)  # and the batch is not counted as seen
             raise FloatingPointError(
                 f"the loss became {loss} at step {len(self.history.loss) + 1}; the learning "
                 f"rate ({self.optimizer.lr:g}) is probably too high — lower it and start again")
-        middle = time.perf_counter()
-        self.net.backward(dscores)
-        end = time.perf_counter()
         self.optimizer.step(self.net)
-        n = len(indices)
-        self.examples_seen += n
+        self.examples_seen += len(indices)
         history = self.history
         history.examples.append(self.examples_seen)
         history.loss.append(loss)
         history.lr.append(self.optimizer.lr)
-        history.forward_ms.append((middle - start) * 1e3 / n)
-        history.backward_ms.append((end - middle) * 1e3 / n)
+        history.forward_ms.append(forward_s * 1e3 / timed)
+        history.backward_ms.append(backward_s * 1e3 / timed)
         self._notify("on_step", loss)
         if self._position >= len(self._order):
             self.epochs_done += 1
             self._notify("on_epoch_end")
         return loss
+
+    def _forward_backward(self, x, y):
+        """Forward, loss and backward on the batch; fills the network's grads.
+
+        Returns (loss, forward seconds, backward seconds, examples timed): with workers, the
+        times are those of this process's share, which the others compute side by side.
+        """
+        if self.workers > 1:
+            parallel = self.parallel()
+            loss = parallel.forward_backward(x, y)
+            return (loss, parallel.forward_seconds, parallel.backward_seconds,
+                    parallel.local_examples)
+        start = time.perf_counter()
+        scores = self.net.forward(x)
+        loss, dscores = softmax_cross_entropy(scores, y)
+        middle = time.perf_counter()
+        if math.isfinite(loss):
+            self.net.backward(dscores, input_grad=False)   # the images need no gradient
+        return loss, middle - start, time.perf_counter() - middle, len(x)
+
+    def parallel(self):
+        """The ``DataParallel`` running this Trainer's network on ``workers`` processes (started
+        on first use; None when workers is 1)."""
+        if self.workers == 1:
+            return None
+        if self._parallel is None or self._parallel.closed:
+            from .parallel import DataParallel   # imported here: most runs use one process
+
+            # Seeds the workers' dropout from this run's seed without drawing from self.rng, so
+            # the shuffles and crops are those of a one-process run.
+            seed = int(self.rng.bit_generator.seed_seq.generate_state(1)[0])
+            self._parallel = DataParallel(self.net, self.workers, seed=seed)
+        return self._parallel
+
+    def close(self):
+        """Stop the worker processes, if any (the Trainer may still be used: they restart)."""
+        if self._parallel is not None:
+            self._parallel.close()
 
     # ---- validation
 
@@ -547,7 +587,8 @@ class Trainer:
                 x = CenterCrop(self.crop_size)(x)
         if limit is not None:
             x, y = x[:limit], y[:limit]
-        predictions = self.net.predict_proba(x, batch_size=batch_size).argmax(axis=1)
+        predictor = self.parallel() if self.workers > 1 else self.net
+        predictions = predictor.predict_proba(x, batch_size=batch_size).argmax(axis=1)
         return float(np.mean(predictions == y))
 
     def validate(self):
@@ -685,7 +726,7 @@ class Recipe:
     hyper-parameters were chosen on the 50,000 / 10,000 split. train_size / val_size: use only
     the first that many examples (quick runs and tests). slashed_zeros: add slashed copies of
     this fraction of the training zeros (``cnnlib.strokes.slashed_zeros``; drawn digits have them,
-    MNIST hardly does).
+    MNIST hardly does). workers: processes sharing every batch (``Trainer``'s ``workers``).
     """
 
     model: str = "seed"
@@ -702,6 +743,7 @@ class Recipe:
     full_train: bool = False
     train_size: int | None = None
     val_size: int | None = None
+    workers: int = 1
 
 
 def train_recipe(recipe, split, *, progress=True, callbacks=()):
@@ -741,6 +783,10 @@ def train_recipe(recipe, split, *, progress=True, callbacks=()):
                                     weight_decay=recipe.weight_decay),
                       batch_size=recipe.batch_size, rng=rng, schedule=schedule,
                       augment=make_augment(recipe.augment),
-                      validate_every=recipe.validate_every, callbacks=callbacks)
-    trainer.fit(recipe.epochs)
+                      validate_every=recipe.validate_every, callbacks=callbacks,
+                      workers=recipe.workers)
+    try:
+        trainer.fit(recipe.epochs)
+    finally:
+        trainer.close()                  # the worker processes, if any
     return trainer
