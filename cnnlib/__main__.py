@@ -182,6 +182,8 @@ def _train_command(recipe, args: argparse.Namespace) -> str:
         words.append(f"--slashed-zeros {recipe.slashed_zeros:g}")
     if recipe.full_train:
         words.append("--full-train")
+    if recipe.average_last:
+        words.append(f"--average-last {recipe.average_last:g}")
     if recipe.workers > 1:
         words.append(f"--workers {recipe.workers}")
     for flag, value in [("--train-size", recipe.train_size), ("--val-size", recipe.val_size),
@@ -205,7 +207,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
         momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
         augment=args.augment, slashed_zeros=args.slashed_zeros, seed=args.seed,
         validate_every=args.validate_every, full_train=args.full_train,
-        train_size=args.train_size, val_size=args.val_size, workers=args.workers)
+        train_size=args.train_size, val_size=args.val_size, average_last=args.average_last,
+        workers=args.workers)
     with _mnist_errors():
         split = data.load_mnist_split(progress=not args.quiet)
     start = time.perf_counter()
@@ -225,8 +228,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"trained {recipe.model} on {len(trainer.x_train)} images for {recipe.epochs:g} "
           f"epochs ({trainer.examples_seen:,} examples); training time: {seconds:.1f} s "
           f"({trainer.examples_seen / seconds:,.0f} examples/s)")
+    average = trainer.weight_average
+    if average is not None:
+        print(f"weights averaged over the last {average.steps:,} steps "
+              f"({recipe.average_last:g} of the run)")
     val_accuracy = history.val_accuracy[-1] if history.val_accuracy else None
     if val_accuracy is not None:
+        if average is not None:
+            print(f"validation accuracy of the end point, before averaging: "
+                  f"{history.val_accuracy[-2]:.4f}")
         print(f"validation accuracy: {val_accuracy:.4f}")
     x_test, y_test = split.x_test[:args.test_size], split.y_test[:args.test_size]
     probabilities = train.predict_proba(trainer.net, x_test)
@@ -323,6 +333,10 @@ def _add_training_commands(commands) -> None:
                        "training zeros to the training set (default: 0)")
     train.add_argument("--seed", type=_seed, default=0,
                        help="seed of the one random generator: weights, shuffles, crops")
+    train.add_argument("--average-last", type=_fraction, default=0.0, metavar="F",
+                       help="end with the mean of the weights over the last fraction F of the "
+                       "run (Polyak averaging; 0.5 of 2 epochs: the second; default: 0, the "
+                       "end point)")
     train.add_argument("--validate-every", type=_positive_int, default=10_000, metavar="N",
                        help="validate after every N examples (default: 10000)")
     train.add_argument("--full-train", action="store_true",

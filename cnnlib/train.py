@@ -38,8 +38,17 @@ Seeded runs reproduce exactly on one machine: every random choice (shuffling, cr
 weights, when the network is built from the same generator) comes from one
 ``numpy.random.Generator``.
 
-What it trades away: a single process and a single network; no checkpoints mid-run (save the net
-with ``cnnlib.models.save_model`` when you like); no early stopping.
+Constant-rate SGD never settles: at the end of a run the weights still wander around a minimum,
+and the end point is one random draw of that wandering. ``WeightAverage`` (a callback) keeps the
+mean of the weights over the last part of a run, which sits nearer the middle (Polyak-Ruppert
+averaging; PyTorch's ``torch.optim.swa_utils.AveragedModel``); ``Recipe(average_last=0.5)`` uses
+it over the second of two epochs.
+
+``Trainer(..., workers=2)`` shares every batch between two processes, one per core
+(``cnnlib.parallel``).
+
+What it trades away: a single network; no checkpoints mid-run (save the net with
+``cnnlib.models.save_model`` when you like); no early stopping.
 """
 
 from __future__ import annotations
@@ -57,7 +66,7 @@ __all__ = [
     "History", "Trainer", "fit", "evaluate", "predict_proba", "per_class_accuracy",
     "as_float_images", "RandomCrop", "CenterCrop", "Compose",
     "Constant", "StepDecay", "Cosine", "make_schedule", "SCHEDULES",
-    "Callback", "ProgressBar", "Recipe", "train_recipe",
+    "Callback", "ProgressBar", "WeightAverage", "Recipe", "train_recipe",
     "AUGMENTATIONS", "make_augment",
 ]
 
@@ -362,6 +371,59 @@ class ProgressBar(Callback):
             self.bar.refresh()
             self.bar.close()
             self.bar = None
+
+
+class WeightAverage(Callback):
+    """The running mean of the network's parameters over every step after ``start`` examples.
+
+    After step k of the averaging, mean_k = mean_{k-1} + (w_k - mean_{k-1}) / k, for every
+    parameter w: the mean of the weights the last k steps left (Polyak-Ruppert averaging).
+    ``apply(net)`` copies the mean into the network. Only the parameters are averaged, so a
+    network with batch norm (whose running statistics would not fit the averaged weights) is
+    refused.
+
+    start: examples seen after which steps join the mean (0: from the first step).
+    """
+
+    def __init__(self, start=0):
+        if start < 0:
+            raise ValueError(f"start must be >= 0 examples; got {start!r}")
+        self.start = start
+        self.mean = None    # {name: array}, once the first step has joined
+        self.steps = 0
+
+    def on_run_start(self, trainer):
+        with_buffers = [type(layer).__name__ for layer in trainer.net
+                        if getattr(layer, "buffers", None)]
+        if with_buffers:
+            raise ValueError(
+                f"WeightAverage averages parameters only, and this network has layers with "
+                f"running statistics ({', '.join(with_buffers)}) that would not fit the averaged "
+                "weights; train it without weight averaging")
+
+    def on_step(self, trainer, loss):
+        if trainer.examples_seen <= self.start:
+            return
+        self.steps += 1
+        if self.mean is None:
+            self.mean = {name: param.astype(np.float64) for name, param, _ in
+                         trainer.net.parameters()}
+            return
+        for name, param, _ in trainer.net.parameters():
+            mean = self.mean[name]
+            mean += (param - mean) / self.steps
+
+    def apply(self, net):
+        """Copy the averaged weights into ``net`` (in place, in its dtype). Returns net."""
+        if self.mean is None:
+            raise ValueError(f"no step has been averaged yet (averaging starts after "
+                             f"{self.start:,} examples)")
+        for name, param, _ in net.parameters():
+            param[...] = self.mean[name]
+        return net
+
+    def __repr__(self):
+        return f"WeightAverage(start={self.start})"
 
 
 # -------------------------------------------------------------------------------------- history
@@ -726,7 +788,9 @@ class Recipe:
     hyper-parameters were chosen on the 50,000 / 10,000 split. train_size / val_size: use only
     the first that many examples (quick runs and tests). slashed_zeros: add slashed copies of
     this fraction of the training zeros (``cnnlib.strokes.slashed_zeros``; drawn digits have them,
-    MNIST hardly does). workers: processes sharing every batch (``Trainer``'s ``workers``).
+    MNIST hardly does). average_last: the fraction of the run, counted from its end, over which
+    the weights are averaged (``WeightAverage``; 0: the end point, as the original demo; 0.5 of
+    two epochs: the second). workers: processes sharing every batch (``Trainer``'s ``workers``).
     """
 
     model: str = "seed"
@@ -743,6 +807,7 @@ class Recipe:
     full_train: bool = False
     train_size: int | None = None
     val_size: int | None = None
+    average_last: float = 0.0
     workers: int = 1
 
 
@@ -752,11 +817,17 @@ def train_recipe(recipe, split, *, progress=True, callbacks=()):
     One Generator seeded with ``recipe.seed`` draws the initial weights, the shuffles and the
     crops, so the same recipe gives the same network on one machine. Returns the Trainer (its
     ``net`` and ``history``); the Trainer has no validation set when ``recipe.full_train``.
+    With ``recipe.average_last``, ``trainer.net`` ends with the averaged weights; the history's
+    last validation is theirs, the one before it the end point's (both at the same examples),
+    and ``trainer.weight_average`` is the ``WeightAverage``.
     """
     from .models import build_model  # models imports layers only; imported here to stay light
 
     if recipe.epochs <= 0:
         raise ValueError(f"epochs must be > 0; got {recipe.epochs}")
+    if not 0 <= recipe.average_last <= 1:
+        raise ValueError(f"average_last is a fraction of the run in [0, 1]; got "
+                         f"{recipe.average_last}")
     x_train, y_train, x_val, y_val = split.x_train, split.y_train, split.x_val, split.y_val
     if recipe.full_train:
         x_train, y_train = np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val])
@@ -777,7 +848,10 @@ def train_recipe(recipe, split, *, progress=True, callbacks=()):
     net = build_model(recipe.model, rng=rng)
     total = int(round(recipe.epochs * len(x_train)))
     schedule = None if recipe.schedule == "constant" else make_schedule(recipe.schedule, total)
-    callbacks = list(callbacks) + ([ProgressBar(total)] if progress else [])
+    average = WeightAverage(start=total - recipe.average_last * total) if recipe.average_last \
+        else None
+    callbacks = ([average] if average else []) + list(callbacks) + (
+        [ProgressBar(total)] if progress else [])
     trainer = Trainer(net, x_train, y_train, x_val, y_val,
                       optimizer=SGD(recipe.lr, momentum=recipe.momentum,
                                     weight_decay=recipe.weight_decay),
@@ -785,8 +859,13 @@ def train_recipe(recipe, split, *, progress=True, callbacks=()):
                       augment=make_augment(recipe.augment),
                       validate_every=recipe.validate_every, callbacks=callbacks,
                       workers=recipe.workers)
+    trainer.weight_average = average
     try:
         trainer.fit(recipe.epochs)
+        if average is not None:
+            average.apply(net)
+            if trainer.x_val is not None:
+                trainer.validate()
     finally:
         trainer.close()                  # the worker processes, if any
     return trainer

@@ -473,3 +473,73 @@ def test_a_progress_bar_reused_by_two_fits_expects_each_one_s_length(tmp_path):
     assert bar.total == 40
     trainer.fit(3)
     assert bar.total == 120
+
+
+# ------------------------------------------------------------------------ weight averaging
+
+def test_weight_average_is_the_mean_of_the_weights_after_each_step_past_start():
+    snapshots = []
+
+    class Snapshot(train.Callback):
+        def on_step(self, trainer, loss):
+            if trainer.examples_seen > 100:
+                snapshots.append({name: p.astype(np.float64) for name, p, _ in
+                                  trainer.net.parameters()})
+
+    average = train.WeightAverage(start=100)
+    trainer = _trainer(n=200, batch_size=20, callbacks=[average, Snapshot()])
+    trainer.run(steps=12)                           # 240 examples: steps 6..12 are past 100
+    assert average.steps == len(snapshots) == 7
+    end_point = {name: p.copy() for name, p, _ in trainer.net.parameters()}
+    average.apply(trainer.net)
+    for name, param, _ in trainer.net.parameters():
+        expected = np.mean([snapshot[name] for snapshot in snapshots], axis=0)
+        np.testing.assert_allclose(param, expected, rtol=1e-5, atol=1e-7, err_msg=name)
+        assert not np.allclose(param, end_point[name])    # the mean is not the last step
+
+
+def test_weight_average_refuses_what_it_cannot_do(rng):
+    from cnnlib.deep import deep_net
+    with pytest.raises(ValueError, match="no step has been averaged yet"):
+        train.WeightAverage(start=1000).apply(models.seed_net())
+    with pytest.raises(ValueError, match="start must be >= 0"):
+        train.WeightAverage(start=-1)
+    split = _random_split()
+    trainer = train.Trainer(deep_net(rng, width=2), split.x_train, split.y_train, rng=0,
+                            callbacks=[train.WeightAverage()])
+    with pytest.raises(ValueError, match=r"running statistics \(BatchNorm2d"):
+        trainer.run(steps=1)
+    with pytest.raises(ValueError, match="average_last is a fraction"):
+        train.train_recipe(train.Recipe(average_last=1.5), split, progress=False)
+
+
+def test_recipe_average_last_ends_with_the_averaged_weights_and_validates_both():
+    recipe = train.Recipe(epochs=1, average_last=0.5, validate_every=10**6)
+    split = _random_split(n=100)
+    trainer = train.train_recipe(recipe, split, progress=False)
+    plain = train.train_recipe(train.Recipe(epochs=1, validate_every=10**6), split,
+                               progress=False)
+    assert trainer.weight_average.steps == 3          # 5 steps of 20; the last 50 examples
+    history = trainer.history
+    assert history.val_examples == [100, 100]         # the end point's, then the average's
+    assert history.loss == plain.history.loss         # averaging does not change the run
+    assert history.val_accuracy[0] == plain.history.val_accuracy[0]
+    for (name, averaged, _), (_, end, _) in zip(trainer.net.parameters(),
+                                                plain.net.parameters()):
+        assert not np.array_equal(averaged, end), name
+
+
+@pytest.mark.slow
+def test_cli_train_with_average_last_reports_both_validations(tmp_path, capsys, mnist):
+    out = tmp_path / "tiny.npz"
+    assert main(["train", "--train-size", "300", "--val-size", "100", "--test-size", "100",
+                 "--epochs", "1", "--average-last", "0.5", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "weights averaged over the last 8 steps (0.5 of the run)" in printed
+    end = re.search(r"^validation accuracy of the end point, before averaging: (\S+)$",
+                    printed, re.M)
+    final = re.search(r"^validation accuracy: (\S+)$", printed, re.M)
+    assert end and final and len(ACCURACY_LINE.findall(printed)) == 1
+    info = models.read_header(out)["info"]
+    assert info["recipe"]["average_last"] == 0.5 and "--average-last 0.5" in info["command"]
+    assert f"{info['validation_accuracy']:.4f}" == final.group(1)
