@@ -36,6 +36,7 @@ dashboard's thread); one machine only.
 
 import multiprocessing
 import os
+import signal
 import time
 import traceback
 import weakref
@@ -92,27 +93,30 @@ def _unflatten(flat, arrays):
 
 # ------------------------------------------------------------------------------------ the worker
 
-def _compute(net, task, x, y):
-    """What a process does with its share: the task's result, computed on ``net``."""
+def _compute(net, task, x, arg):
+    """What a process does with its share x: "train" (arg: the labels) returns the share's mean
+    loss and leaves its gradient in net's grads; "predict" / "predict_proba" (arg: the batch
+    size) return the network's answers."""
     if task == "train":
         net.train()
         scores = net.forward(x)
-        loss, dscores = softmax_cross_entropy(scores, y)
+        loss, dscores = softmax_cross_entropy(scores, arg)
         net.backward(dscores, input_grad=False)
         return loss
     if task == "predict":
-        return net.predict(x, batch_size=y)
+        return net.predict(x, batch_size=arg)
     if task == "predict_proba":
-        return net.predict_proba(x, batch_size=y)
+        return net.predict_proba(x, batch_size=arg)
     raise ValueError(f"unknown task {task!r}")
 
 
 def _serve(conn, specs, params, buffers, seed, rank):
     """A worker's whole life: rebuild the network, then answer requests until told to stop.
 
-    Request: (task, flat state, x, y) -> answer ("ok", result, flat grads or None) or
-    ("error", traceback text). None ends the worker.
+    Request: (task, flat state, x, arg) as in ``_compute`` -> answer ("ok", result, flat grads
+    or None) or ("error", traceback text). None ends the worker.
     """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
     net = from_architecture(specs, params, buffers)
     for layer in net:
         if isinstance(layer, Dropout):            # its own masks, not the main process's
@@ -122,14 +126,14 @@ def _serve(conn, specs, params, buffers, seed, rank):
     while True:
         try:
             request = conn.recv()
-        except (EOFError, KeyboardInterrupt):     # the main process is gone or interrupted
+        except EOFError:                           # the main process is gone
             return
         if request is None:
             return
-        task, flat_state, x, y = request
+        task, flat_state, x, arg = request
         try:
             _unflatten(flat_state, state)
-            result = _compute(net, task, x, y)
+            result = _compute(net, task, x, arg)
             flat_grads = _flatten(grads, flat_state.dtype) if task == "train" else None
             conn.send(("ok", result, flat_grads))
         except Exception:                          # reported, then raised by the main process
@@ -231,22 +235,23 @@ class DataParallel:
 
     # ---- one request to every process
 
-    def _scatter(self, task, x, y):
-        """Send each worker its share of x (and y), compute share 0 here; returns the shares'
-        bounds, this process's result, and the workers' answers in order."""
+    def _scatter(self, task, x, arg):
+        """Send each worker its share of x (and of ``arg``, the labels, when training; otherwise
+        ``arg`` is the batch size), compute share 0 here; returns the shares' bounds, this
+        process's result, and the workers' answers in order."""
         if self.closed:
             raise RuntimeError("this DataParallel is closed; make a new one")
         bounds = shares(len(x), self.workers)
         flat_state = _flatten(self._state, self._dtype)
         for rank, (conn, (lo, hi)) in enumerate(zip(self._connections, bounds[1:]), start=1):
-            share_y = y[lo:hi] if task == "train" else y
+            share_arg = arg[lo:hi] if task == "train" else arg
             try:
-                conn.send((task, flat_state, x[lo:hi], share_y))
+                conn.send((task, flat_state, x[lo:hi], share_arg))
             except OSError as error:               # a broken pipe: the worker is gone
                 self._died(rank, error)
         lo, hi = bounds[0]
         try:
-            local = self._local(task, x[lo:hi], y[lo:hi] if task == "train" else y)
+            local = self._local(task, x[lo:hi], arg[lo:hi] if task == "train" else arg)
         finally:                                   # collect every answer, even after an error
             answers = [self._receive(rank, conn)
                        for rank, conn in enumerate(self._connections, start=1)]
@@ -266,14 +271,15 @@ class DataParallel:
         raise WorkerError(f"worker process {rank} died ({error!r}); make a new DataParallel "
                           "(a Trainer makes one itself at its next step)") from None
 
-    def _local(self, task, x, y):
+    def _local(self, task, x, arg):
+        """``_compute`` on this process's network; training is timed, forward and backward."""
         if task != "train":
-            return _compute(self.net, task, x, y)
+            return _compute(self.net, task, x, arg)
         net = self.net
         net.train()
         start = time.perf_counter()
         scores = net.forward(x)
-        loss, dscores = softmax_cross_entropy(scores, y)
+        loss, dscores = softmax_cross_entropy(scores, arg)
         middle = time.perf_counter()
         net.backward(dscores, input_grad=False)
         self.forward_seconds, self.backward_seconds = middle - start, time.perf_counter() - middle
