@@ -228,7 +228,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     print(f"trained {recipe.model} on {len(trainer.x_train)} images for {recipe.epochs:g} "
           f"epochs ({trainer.examples_seen:,} examples); training time: {seconds:.1f} s "
           f"({trainer.examples_seen / seconds:,.0f} examples/s)")
-    average = trainer.weight_average
+    average = trainer.weight_average if trainer.weight_average and \
+        trainer.weight_average.steps else None
     if average is not None:
         print(f"weights averaged over the last {average.steps:,} steps "
               f"({recipe.average_last:g} of the run)")
@@ -350,7 +351,8 @@ def _add_training_commands(commands) -> None:
                        help="test on the first N test digits only (quick runs)")
     train.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                        help="processes that share every batch, one per core "
-                       "(cnnlib.parallel; default: 1). Results depend on N in the last bits")
+                       "(cnnlib.parallel; default: 1). Results depend on N: in the last bits "
+                       "of every step, and with batch norm (normalized per share) more")
     train.add_argument("--out", required=True, metavar="PATH",
                        help="where to save the network (.npz; written atomically)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")

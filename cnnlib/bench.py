@@ -172,6 +172,7 @@ class TorchRunner(CnnlibRunner):
     """The same network in PyTorch, starting from the cnnlib network's weights."""
 
     name = "PyTorch"
+    parallel = None     # PyTorch uses its own threads
 
     def __init__(self, net, x, y):
         import torch
@@ -322,7 +323,7 @@ def time_recipe(epochs=2, seed=0, evaluate=True, workers=1):
     ``epochs`` epochs, no validation during the run. Returns a dict with the seconds (wall-clock
     and CPU), examples/s and (when ``evaluate``) the centre-crop test accuracy. Needs the MNIST
     files already in ``data/mnist`` (``python -m cnnlib data``). workers: processes sharing every
-    batch (``Trainer``'s ``workers``; their start-up is timed too, about 0.1 s); the CPU time is
+    batch (``Trainer``'s ``workers``; their start-up, about 0.3 s, is timed too); the CPU time is
     then this process's only.
     """
     from . import data, train
@@ -373,18 +374,18 @@ def main(seconds=3.0, rounds=3, threads=1, batch_sizes=(20, 64), use_torch=True,
             "thread each")
     x, y = _random_data(rng, POOL)
     runners = [CnnlibRunner(net, x, y, workers)]
-    torch, torch_text = (_torch_or_none(cores or threads) if use_torch
-                         else (None, "skipped (--no-torch)"))
-    out(f"PyTorch: {torch_text}")
-    if torch is not None:
-        runners.append(TorchRunner(net, x, y))
-    for line in machine_info():
-        out(line)
-    out(f"timing {seconds:g} s per task and library, in {rounds} alternating slices...")
     try:
+        torch, torch_text = (_torch_or_none(cores or threads) if use_torch
+                             else (None, "skipped (--no-torch)"))
+        out(f"PyTorch: {torch_text}")
+        if torch is not None:
+            runners.append(TorchRunner(net, x, y))
+        for line in machine_info():
+            out(line)
+        out(f"timing {seconds:g} s per task and library, in {rounds} alternating slices...")
         rates, cpu_rates = compare(runners, batch_sizes, seconds, rounds, inference, seed)
     finally:
-        runners[0].close()
+        runners[0].close()                        # cnnlib's worker processes, if any
     names = [r.name for r in runners]
     out("per second of wall-clock time:")
     out(format_table(rates, names, batch_sizes, inference))

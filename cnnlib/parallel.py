@@ -21,17 +21,23 @@ That is the step one process takes, up to float rounding (the sums run in a diff
 a seeded run with a given number of workers reproduces exactly, and runs with different numbers
 of workers agree to about 1e-6 per step. What differs, as in PyTorch: batch norm normalizes each
 share by that share's own statistics, and its running averages are the main process's (its share
-only); each worker's dropout draws from its own generator.
+only); each worker's dropout layers draw from their own generators. So with batch norm the numbers
+of workers give really different runs.
 
     with DataParallel(net, workers=2, seed=0) as parallel:
         loss = parallel.forward_backward(x, y)      # fills net's grads for the whole batch
         optimizer.step(net)
         classes = parallel.predict(x_test)          # the test set split over the processes
 
+Interrupting a call (Ctrl-C, or the notebook's interrupt) closes the workers, since a message may
+be left half-sent in a pipe; a ``Trainer`` starts new ones at its next step.
+
 What it trades away: the weights travel to every worker at every step (28 kB for the reference
-network, tens of microseconds), which only pays off when a share takes a millisecond or more;
-the workers start in about a second (``spawn``: a fresh interpreter, safe beside the training
-dashboard's thread); one machine only.
+network; a step's exchange takes about 0.2 ms), which only pays off when a share takes a
+millisecond or more; the workers take about 0.3 s to start (``spawn``: a fresh interpreter, safe
+beside the training dashboard's thread), and they rebuild the network from ``cnnlib.models``'
+registry, so a layer type registered in a notebook cell is unknown to them (register it in a
+module they import); one machine only.
 """
 
 import multiprocessing
@@ -93,67 +99,83 @@ def _unflatten(flat, arrays):
 
 # ------------------------------------------------------------------------------------ the worker
 
-def _compute(net, task, x, arg):
-    """What a process does with its share x: "train" (arg: the labels) returns the share's mean
-    loss and leaves its gradient in net's grads; "predict" / "predict_proba" (arg: the batch
-    size) return the network's answers."""
+def _compute(net, task, x, y=None, batch_size=None):
+    """What a process does with its share x: (n, ...).
+
+    "train": forward, loss against the labels y: (n,), backward; returns the share's mean loss and
+    leaves its gradient in net's grads. "predict" / "predict_proba": the network's answers,
+    (n,) classes or (n, K) probabilities, computed ``batch_size`` examples at a time.
+    """
     if task == "train":
         net.train()
         scores = net.forward(x)
-        loss, dscores = softmax_cross_entropy(scores, arg)
+        loss, dscores = softmax_cross_entropy(scores, y)
         net.backward(dscores, input_grad=False)
         return loss
     if task == "predict":
-        return net.predict(x, batch_size=arg)
+        return net.predict(x, batch_size=batch_size)
     if task == "predict_proba":
-        return net.predict_proba(x, batch_size=arg)
+        return net.predict_proba(x, batch_size=batch_size)
     raise ValueError(f"unknown task {task!r}")
 
 
 def _serve(conn, specs, params, buffers, seed, rank):
-    """A worker's whole life: rebuild the network, then answer requests until told to stop.
+    """A worker's whole life: rebuild the network, say "ready", then answer requests until told
+    to stop.
 
-    Request: (task, flat state, x, arg) as in ``_compute`` -> answer ("ok", result, flat grads
-    or None) or ("error", traceback text). None ends the worker.
+    Request: (task, flat state, x, y, batch_size), as in ``_compute`` -> answer ("ok", result,
+    flat grads or None) or ("error", traceback text, None). None ends the worker, and so does a
+    closed pipe.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle
-    net = from_architecture(specs, params, buffers)
-    for layer in net:
-        if isinstance(layer, Dropout):            # its own masks, not the main process's
-            layer.rng = np.random.default_rng([seed, rank])
-    state = _state_arrays(net)
-    grads = [grad for _, _, grad in net.parameters()]
+    net = None
+    try:
+        net = from_architecture(specs, params, buffers)
+        for index, layer in enumerate(net):
+            if isinstance(layer, Dropout):        # masks of their own, not the main process's
+                layer.rng = np.random.default_rng([seed, rank, index])
+        state = _state_arrays(net)
+        grads = [grad for _, _, grad in net.parameters()]
+        answer = ("ready", None, None)
+    except Exception:
+        answer = ("error", traceback.format_exc(), None)
     while True:
         try:
+            conn.send(answer)
+            if net is None:                        # it could not build the network: said why
+                return
             request = conn.recv()
-        except EOFError:                           # the main process is gone
+        except (EOFError, OSError):                # the main process closed the pipe
             return
         if request is None:
             return
-        task, flat_state, x, arg = request
         try:
+            task, flat_state, x, y, batch_size = request
             _unflatten(flat_state, state)
-            result = _compute(net, task, x, arg)
+            result = _compute(net, task, x, y, batch_size)
             flat_grads = _flatten(grads, flat_state.dtype) if task == "train" else None
-            conn.send(("ok", result, flat_grads))
+            answer = ("ok", result, flat_grads)
         except Exception:                          # reported, then raised by the main process
-            conn.send(("error", traceback.format_exc(), None))
+            answer = ("error", traceback.format_exc(), None)
 
 
 def _stop(processes, connections):
-    """Tell every worker to stop and wait for it (at most a few seconds, then terminate)."""
+    """Tell every worker to stop and wait for it (at most a few seconds, then terminate).
+
+    Our ends of the pipes close before the wait: a worker still sending an answer nobody will
+    read then gets a broken pipe and returns, instead of blocking on a full pipe.
+    """
     for conn in connections:
         try:
             conn.send(None)
         except (OSError, ValueError):              # already gone
             pass
+        conn.close()
     for process in processes:
         process.join(timeout=5)
         if process.is_alive():
             process.terminate()
             process.join()
-    for conn in connections:
-        conn.close()
 
 
 # ------------------------------------------------------------------------------- the main side
@@ -163,13 +185,15 @@ class DataParallel:
 
     net: a Sequential whose layers ``cnnlib.models`` can save (every built-in layer).
     workers: processes in all (>= 1; 1 means no helper processes, plain single-process calls).
-    seed: seeds the workers' dropout generators (worker w uses ``default_rng([seed, w])``);
-    None draws one from the operating system.
+    seed: seeds the workers' dropout generators (worker w's layer i uses
+    ``default_rng([seed, w, i])``); None draws one from the operating system.
 
     The network stays yours: ``forward_backward`` fills its grads, your optimizer updates it, and
     every call sends its current weights (and batch norm statistics) to the workers first, so
     changing the network between calls is fine. Use it as a context manager, or call ``close()``;
-    otherwise the workers stop when this object is garbage-collected or Python exits.
+    otherwise the workers stop when this object is garbage-collected or Python exits. The
+    constructor returns once every worker has built its copy of the network (or raises
+    ``WorkerError`` with the worker's traceback).
     """
 
     def __init__(self, net, workers=2, seed=None):
@@ -184,8 +208,8 @@ class DataParallel:
         # The main process's share of the last step: its size, forward and backward seconds.
         self.local_examples, self.forward_seconds, self.backward_seconds = 0, 0.0, 0.0
         self._processes, self._connections = [], []
+        self._finalizer = weakref.finalize(self, _stop, self._processes, self._connections)
         if self.workers == 1:
-            self._finalizer = None
             return
         seed = int(np.random.SeedSequence(seed).entropy) if seed is None else seed
         specs = architecture(net)
@@ -205,7 +229,7 @@ class DataParallel:
                 self._processes.append(process)
                 self._connections.append(ours)
         except BaseException:
-            _stop(self._processes, self._connections)
+            self.close()
             raise
         finally:
             for name, value in saved.items():
@@ -213,7 +237,14 @@ class DataParallel:
                     os.environ.pop(name, None)
                 else:
                     os.environ[name] = value
-        self._finalizer = weakref.finalize(self, _stop, self._processes, self._connections)
+        try:
+            for rank, conn in enumerate(self._connections, start=1):
+                status, text, _ = self._receive(rank, conn)
+                if status == "error":
+                    raise WorkerError(f"worker {rank} could not build the network:\n{text}")
+        except BaseException:
+            self.close()
+            raise
 
     def __repr__(self):
         return f"DataParallel(workers={self.workers})"
@@ -226,35 +257,48 @@ class DataParallel:
 
     @property
     def closed(self):
-        return self._finalizer is not None and not self._finalizer.alive
+        """True once the workers were stopped (by ``close``, an interrupt or a dead worker)."""
+        return not self._finalizer.alive
 
     def close(self):
         """Stop the worker processes (idempotent). The network itself is untouched."""
-        if self._finalizer is not None:
-            self._finalizer()
+        self._finalizer()
 
     # ---- one request to every process
 
-    def _scatter(self, task, x, arg):
-        """Send each worker its share of x (and of ``arg``, the labels, when training; otherwise
-        ``arg`` is the batch size), compute share 0 here; returns the shares' bounds, this
-        process's result, and the workers' answers in order."""
+    def _scatter(self, task, x, y=None, batch_size=None):
+        """Send each worker its share of x (and of the labels y when training), compute share 0
+        here, read every answer. x: (N, ...), y: (N,) or None.
+
+        Returns the shares' bounds [(lo, hi), ...], this process's result and the workers'
+        answers, in order. Any interruption mid-exchange (Ctrl-C) closes the workers: a pipe may
+        then hold half a message or an answer nobody read, which the next call would take for
+        its own.
+        """
         if self.closed:
             raise RuntimeError("this DataParallel is closed; make a new one")
         bounds = shares(len(x), self.workers)
         flat_state = _flatten(self._state, self._dtype)
-        for rank, (conn, (lo, hi)) in enumerate(zip(self._connections, bounds[1:]), start=1):
-            share_arg = arg[lo:hi] if task == "train" else arg
-            try:
-                conn.send((task, flat_state, x[lo:hi], share_arg))
-            except OSError as error:               # a broken pipe: the worker is gone
-                self._died(rank, error)
-        lo, hi = bounds[0]
+        local_error = None
         try:
-            local = self._local(task, x[lo:hi], arg[lo:hi] if task == "train" else arg)
-        finally:                                   # collect every answer, even after an error
+            for rank, (conn, (lo, hi)) in enumerate(zip(self._connections, bounds[1:]), start=1):
+                share_y = None if y is None else y[lo:hi]
+                try:
+                    conn.send((task, flat_state, x[lo:hi], share_y, batch_size))
+                except OSError as error:           # a broken pipe: the worker is gone
+                    self._died(rank, error)
+            lo, hi = bounds[0]
+            try:
+                local = self._local(task, x[lo:hi], None if y is None else y[lo:hi], batch_size)
+            except Exception as error:             # still read every answer: pipes stay in step
+                local_error = error
             answers = [self._receive(rank, conn)
                        for rank, conn in enumerate(self._connections, start=1)]
+        except BaseException:
+            self.close()
+            raise
+        if local_error is not None:
+            raise local_error
         for rank, (status, result, _) in enumerate(answers, start=1):
             if status == "error":
                 raise WorkerError(f"worker {rank} failed:\n{result}")
@@ -271,15 +315,16 @@ class DataParallel:
         raise WorkerError(f"worker process {rank} died ({error!r}); make a new DataParallel "
                           "(a Trainer makes one itself at its next step)") from None
 
-    def _local(self, task, x, arg):
-        """``_compute`` on this process's network; training is timed, forward and backward."""
+    def _local(self, task, x, y=None, batch_size=None):
+        """``_compute`` on this process's network; a training share is timed, forward and
+        backward apart."""
         if task != "train":
-            return _compute(self.net, task, x, arg)
+            return _compute(self.net, task, x, batch_size=batch_size)
         net = self.net
         net.train()
         start = time.perf_counter()
         scores = net.forward(x)
-        loss, dscores = softmax_cross_entropy(scores, arg)
+        loss, dscores = softmax_cross_entropy(scores, y)
         middle = time.perf_counter()
         net.backward(dscores, input_grad=False)
         self.forward_seconds, self.backward_seconds = middle - start, time.perf_counter() - middle
@@ -328,6 +373,6 @@ class DataParallel:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")
         if self.workers == 1 or len(x) < self.workers:
-            return _compute(self.net, task, x, batch_size)
-        _, local, answers = self._scatter(task, x, batch_size)
+            return _compute(self.net, task, x, batch_size=batch_size)
+        _, local, answers = self._scatter(task, x, batch_size=batch_size)
         return np.concatenate([local] + [result for _, result, _ in answers])

@@ -376,8 +376,9 @@ class ProgressBar(Callback):
 class WeightAverage(Callback):
     """The running mean of the network's parameters over every step after ``start`` examples.
 
-    After step k of the averaging, mean_k = mean_{k-1} + (w_k - mean_{k-1}) / k, for every
-    parameter w: the mean of the weights the last k steps left (Polyak-Ruppert averaging).
+    With w_k the weights after the k-th step past ``start``, mean_1 = w_1 and
+    mean_k = mean_{k-1} + (w_k - mean_{k-1}) / k, for every parameter: the mean of w_1 ... w_k
+    (Polyak-Ruppert averaging), kept in float64.
     ``apply(net)`` copies the mean into the network. Only the parameters are averaged, so a
     network with batch norm (whose running statistics would not fit the averaged weights) is
     refused.
@@ -393,8 +394,11 @@ class WeightAverage(Callback):
         self.steps = 0
 
     def on_run_start(self, trainer):
-        with_buffers = [type(layer).__name__ for layer in trainer.net
-                        if getattr(layer, "buffers", None)]
+        self._check(trainer.net)
+
+    @staticmethod
+    def _check(net):
+        with_buffers = [type(layer).__name__ for layer in net if getattr(layer, "buffers", None)]
         if with_buffers:
             raise ValueError(
                 f"WeightAverage averages parameters only, and this network has layers with "
@@ -404,11 +408,13 @@ class WeightAverage(Callback):
     def on_step(self, trainer, loss):
         if trainer.examples_seen <= self.start:
             return
-        self.steps += 1
-        if self.mean is None:
+        if self.mean is None:                    # the first step to join: w_1 itself
+            self._check(trainer.net)             # (also when steps are taken one by one)
             self.mean = {name: param.astype(np.float64) for name, param, _ in
                          trainer.net.parameters()}
+            self.steps = 1
             return
+        self.steps += 1
         for name, param, _ in trainer.net.parameters():
             mean = self.mean[name]
             mean += (param - mean) / self.steps
@@ -535,6 +541,8 @@ class Trainer:
         self._stop = False
         self.workers = int(workers)
         self._parallel = None   # the DataParallel, started at the first step when workers > 1
+        self._parallel_starts = 0
+        self.weight_average = None   # train_recipe's WeightAverage, when it averages
 
     def _notify(self, event, *args):
         # Callbacks may be Callback subclasses or any object with some of its methods.
@@ -597,7 +605,7 @@ class Trainer:
         times are those of this process's share, which the others compute side by side.
         """
         if self.workers > 1:
-            parallel = self.parallel()
+            parallel = self._data_parallel()
             loss = parallel.forward_backward(x, y)
             return (loss, parallel.forward_seconds, parallel.backward_seconds,
                     parallel.local_examples)
@@ -609,22 +617,23 @@ class Trainer:
             self.net.backward(dscores, input_grad=False)   # the images need no gradient
         return loss, middle - start, time.perf_counter() - middle, len(x)
 
-    def parallel(self):
-        """The ``DataParallel`` running this Trainer's network on ``workers`` processes (started
-        on first use; None when workers is 1)."""
-        if self.workers == 1:
-            return None
+    def _data_parallel(self):
+        """The DataParallel running this Trainer's network on ``workers`` processes, started
+        when first needed and again after ``close()`` or an interrupted step."""
         if self._parallel is None or self._parallel.closed:
             from .parallel import DataParallel   # imported here: most runs use one process
 
-            # Seeds the workers' dropout from this run's seed without drawing from self.rng, so
-            # the shuffles and crops are those of a one-process run.
-            seed = int(self.rng.bit_generator.seed_seq.generate_state(1)[0])
+            # The workers' dropout seeds come from this run's seed without drawing from
+            # self.rng (which would change the shuffles and crops), and differ at each start.
+            self._parallel_starts += 1
+            base = self.rng.bit_generator.seed_seq.generate_state(1)[0]
+            seed = int(np.random.SeedSequence([base, self._parallel_starts]).generate_state(1)[0])
             self._parallel = DataParallel(self.net, self.workers, seed=seed)
         return self._parallel
 
     def close(self):
-        """Stop the worker processes, if any (the Trainer may still be used: they restart)."""
+        """Stop the worker processes, if any. The Trainer may still be used: the next step
+        starts new ones (with new dropout seeds), and evaluation runs in this process."""
         if self._parallel is not None:
             self._parallel.close()
 
@@ -649,7 +658,8 @@ class Trainer:
                 x = CenterCrop(self.crop_size)(x)
         if limit is not None:
             x, y = x[:limit], y[:limit]
-        predictor = self.parallel() if self.workers > 1 else self.net
+        running = self._parallel is not None and not self._parallel.closed
+        predictor = self._parallel if running else self.net    # share it while training
         predictions = predictor.predict_proba(x, batch_size=batch_size).argmax(axis=1)
         return float(np.mean(predictions == y))
 
@@ -817,9 +827,10 @@ def train_recipe(recipe, split, *, progress=True, callbacks=()):
     One Generator seeded with ``recipe.seed`` draws the initial weights, the shuffles and the
     crops, so the same recipe gives the same network on one machine. Returns the Trainer (its
     ``net`` and ``history``); the Trainer has no validation set when ``recipe.full_train``.
-    With ``recipe.average_last``, ``trainer.net`` ends with the averaged weights; the history's
-    last validation is theirs, the one before it the end point's (both at the same examples),
-    and ``trainer.weight_average`` is the ``WeightAverage``.
+    With ``recipe.average_last``, ``trainer.net`` ends with the averaged weights (or the end
+    point, if a callback stopped the run before averaging began); the history's last validation
+    is theirs, the one before it the end point's (both at the same examples), and
+    ``trainer.weight_average`` is the ``WeightAverage``.
     """
     from .models import build_model  # models imports layers only; imported here to stay light
 
@@ -848,8 +859,8 @@ def train_recipe(recipe, split, *, progress=True, callbacks=()):
     net = build_model(recipe.model, rng=rng)
     total = int(round(recipe.epochs * len(x_train)))
     schedule = None if recipe.schedule == "constant" else make_schedule(recipe.schedule, total)
-    average = WeightAverage(start=total - recipe.average_last * total) if recipe.average_last \
-        else None
+    average = (WeightAverage(start=total - int(round(recipe.average_last * total)))
+               if recipe.average_last else None)
     callbacks = ([average] if average else []) + list(callbacks) + (
         [ProgressBar(total)] if progress else [])
     trainer = Trainer(net, x_train, y_train, x_val, y_val,
@@ -862,7 +873,7 @@ def train_recipe(recipe, split, *, progress=True, callbacks=()):
     trainer.weight_average = average
     try:
         trainer.fit(recipe.epochs)
-        if average is not None:
+        if average is not None and average.steps:    # none if stopped before averaging began
             average.apply(net)
             if trainer.x_val is not None:
                 trainer.validate()

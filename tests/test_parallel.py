@@ -98,12 +98,23 @@ def test_batch_norm_normalizes_each_share_by_its_own_statistics():
 def test_predictions_are_the_networks_own():
     x, _ = _batch(301)
     net = deep_net(rng=np.random.default_rng(0), width=4)
-    net.train().forward(x[:64])                  # running statistics that are not the initial ones
     with DataParallel(net, workers=2, seed=0) as parallel:
+        net.train().forward(x[:64])              # new running statistics, after the workers began
         np.testing.assert_array_equal(parallel.predict(x, batch_size=50),
                                       net.predict(x, batch_size=50))
         np.testing.assert_allclose(parallel.predict_proba(x), net.predict_proba(x), rtol=1e-6)
     assert net.training                          # predict restores the mode
+
+
+def test_dropout_in_the_workers_is_seeded_and_reproducible():
+    runs = []
+    for _ in range(2):
+        net = deep_net(rng=np.random.default_rng(0), width=2, dropout=0.5)
+        x, y = _batch(8)
+        with DataParallel(net, workers=2, seed=7) as parallel:
+            runs.append([parallel.forward_backward(x, y) for _ in range(3)])
+    assert runs[0] == runs[1]
+    assert len(set(runs[0])) == 3                # fresh masks at every step
 
 
 def test_a_failing_worker_is_reported_with_its_traceback():
@@ -115,6 +126,65 @@ def test_a_failing_worker_is_reported_with_its_traceback():
             parallel.forward_backward(x, y)
         y[15] = 3                                # the worker goes on serving
         parallel.forward_backward(x, y)
+
+
+def test_after_a_failure_in_any_share_the_next_call_gets_its_own_answers():
+    # Every answer of a failed call is read, so none is left for the next call to take.
+    x, y = _batch(30)
+    net = models.seed_net(rng=np.random.default_rng(0))
+    with DataParallel(net, workers=3, seed=0) as parallel:
+        for bad in (15, 2):                      # worker 1's share, then this process's
+            y_bad = y.copy()
+            y_bad[bad] = 10
+            with pytest.raises((WorkerError, ValueError), match=r"labels in \[0, 10\)"):
+                parallel.forward_backward(x, y_bad)
+            expected_loss, expected = _one_process(copy.deepcopy(net), x, y)
+            assert parallel.forward_backward(x, y) == pytest.approx(expected_loss, rel=1e-6)
+            for name, grad in _grads(net).items():
+                np.testing.assert_allclose(grad, expected[name], rtol=1e-4, atol=1e-6)
+
+
+def test_an_interrupted_call_closes_the_pool_and_a_trainer_starts_a_new_one(monkeypatch):
+    # Ctrl-C while waiting for an answer leaves it in the pipe: the pool must not be reused.
+    trainer = _trainer(n=200, batch_size=20, workers=2)
+    try:
+        trainer.run(steps=2)
+        parallel = trainer._parallel
+        calls = []
+
+        def interrupted(rank, conn):
+            calls.append(rank)
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(parallel, "_receive", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            trainer.step()
+        assert calls and parallel.closed
+        assert not any(p.is_alive() for p in parallel._processes)
+        trainer.step()                           # a new pool, with answers of its own
+        assert trainer._parallel is not parallel and not trainer._parallel.closed
+        x, y = trainer.augment(trainer.x_train[:20], np.random.default_rng(0)), \
+            trainer.y_train[:20]
+        expected_loss, _ = _one_process(copy.deepcopy(trainer.net), x, y)
+        assert trainer._parallel.forward_backward(x, y) == pytest.approx(expected_loss, rel=1e-6)
+    finally:
+        trainer.close()
+
+
+def test_a_worker_that_cannot_build_the_network_says_why_at_once():
+    from cnnlib.layers import ReLU
+
+    class NotebookReLU(ReLU):                    # registered here, unknown in a fresh process
+        pass
+
+    models.register_layer(NotebookReLU)
+    try:
+        net = models.seed_net()
+        net.layers[1] = NotebookReLU()
+        with pytest.raises(WorkerError, match="could not build(.|\n)*NotebookReLU"):
+            DataParallel(net, workers=2, seed=0)
+    finally:
+        del models.LAYER_TYPES["NotebookReLU"]
 
 
 def test_a_dead_worker_is_reported_and_closes_the_pool():

@@ -513,6 +513,41 @@ def test_weight_average_refuses_what_it_cannot_do(rng):
         train.train_recipe(train.Recipe(average_last=1.5), split, progress=False)
 
 
+@pytest.mark.parametrize("fraction, steps", [(0.3, 3), (0.55, 6), (1.0, 10)])
+def test_recipe_averages_the_last_fraction_of_the_steps(fraction, steps):
+    # 200 examples, 10 steps of 20: the last 30% are steps 8-10 (examples 160..200).
+    trainer = train.train_recipe(train.Recipe(epochs=1, average_last=fraction, full_train=True),
+                                 _random_split(n=180), progress=False)
+    assert trainer.weight_average.steps == steps
+
+
+def test_recipe_averaging_on_all_training_digits_keeps_the_average():
+    split = _random_split(n=100)
+    snapshots = []
+
+    class LastWeights(train.Callback):
+        def on_step(self, trainer, loss):
+            snapshots.append([p.copy() for _, p, _ in trainer.net.parameters()])
+
+    trainer = train.train_recipe(train.Recipe(epochs=1, average_last=0.5, full_train=True),
+                                 split, progress=False, callbacks=[LastWeights()])
+    expected = [np.mean([s[i] for s in snapshots[-3:]], axis=0, dtype=np.float64)
+                for i in range(len(snapshots[0]))]
+    for (name, param, _), mean in zip(trainer.net.parameters(), expected):
+        np.testing.assert_allclose(param, mean, rtol=1e-5, atol=1e-7, err_msg=name)
+
+
+def test_a_recipe_stopped_before_averaging_began_keeps_its_end_point():
+    class StopEarly(train.Callback):
+        def on_step(self, trainer, loss):
+            if trainer.examples_seen >= 40:
+                trainer.stop()
+
+    trainer = train.train_recipe(train.Recipe(epochs=1, average_last=0.5),
+                                 _random_split(n=200), progress=False, callbacks=[StopEarly()])
+    assert trainer.examples_seen == 40 and trainer.weight_average.steps == 0   # from 100 on
+
+
 def test_recipe_average_last_ends_with_the_averaged_weights_and_validates_both():
     recipe = train.Recipe(epochs=1, average_last=0.5, validate_every=10**6)
     split = _random_split(n=100)
