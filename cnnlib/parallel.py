@@ -37,7 +37,8 @@ network; a step's exchange takes about 0.2 ms), which only pays off when a share
 millisecond or more; the workers take about 0.3 s to start (``spawn``: a fresh interpreter, safe
 beside the training dashboard's thread), and they rebuild the network from ``cnnlib.models``'
 registry, so a layer type registered in a notebook cell is unknown to them (register it in a
-module they import); one machine only.
+module they import); a worker starts by importing the script that started it, so a script needs
+the usual ``if __name__ == "__main__":`` around its training code; one machine only.
 """
 
 import multiprocessing
@@ -239,7 +240,7 @@ class DataParallel:
                     os.environ[name] = value
         try:
             for rank, conn in enumerate(self._connections, start=1):
-                status, text, _ = self._receive(rank, conn)
+                status, text, _ = self._receive(rank, conn, starting=True)
                 if status == "error":
                     raise WorkerError(f"worker {rank} could not build the network:\n{text}")
         except BaseException:
@@ -304,14 +305,19 @@ class DataParallel:
                 raise WorkerError(f"worker {rank} failed:\n{result}")
         return bounds, local, answers
 
-    def _receive(self, rank, conn):
+    def _receive(self, rank, conn, starting=False):
         try:
             return conn.recv()
         except (EOFError, OSError) as error:
-            self._died(rank, error)
+            self._died(rank, error, starting)
 
-    def _died(self, rank, error):
+    def _died(self, rank, error, starting=False):
         self.close()
+        if starting:    # before the worker could run: most often a script without a main guard
+            raise WorkerError(
+                f"worker process {rank} died while starting ({error!r}; its own error is printed "
+                "above). A worker starts by importing the script that started it: in a script, "
+                "put the code that trains under `if __name__ == \"__main__\":`") from None
         raise WorkerError(f"worker process {rank} died ({error!r}); make a new DataParallel "
                           "(a Trainer makes one itself at its next step)") from None
 

@@ -279,3 +279,17 @@ def test_fake_digits_train_in_parallel():
         assert trainer.evaluate() > 0.8          # chance is 0.1
     finally:
         trainer.close()
+
+
+def test_a_script_without_a_main_guard_gets_told_what_to_do(tmp_path):
+    import subprocess
+    import sys
+
+    script = tmp_path / "unguarded.py"
+    script.write_text("from cnnlib import models\n"
+                      "from cnnlib.parallel import DataParallel\n"
+                      "DataParallel(models.seed_net(), workers=2).close()\n")
+    run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode != 0
+    assert "died while starting" in run.stderr and '__name__ == "__main__"' in run.stderr
