@@ -32,9 +32,8 @@ import time
 import numpy as np
 
 from . import __version__
-from .losses import softmax_cross_entropy
 from .models import build_model, seed_net
-from .network import Sequential
+from .network import Sequential, forward_backward
 from .optim import SGD
 
 __all__ = ["set_threads", "machine_info", "CnnlibRunner", "TorchRunner", "compare",
@@ -140,9 +139,7 @@ class CnnlibRunner:
             if parallel is not None:
                 parallel.forward_backward(xb, yb)
             else:
-                scores = net.forward(xb)
-                _, dscores = softmax_cross_entropy(scores, yb)
-                net.backward(dscores, input_grad=False)   # the images need no gradient
+                forward_backward(net, xb, yb)
             optimizer.step(net)
             examples += batch_size
             elapsed = time.perf_counter() - start

@@ -1,11 +1,14 @@
-"""Sequential: layers applied one after the other, and the backward pass in reverse."""
+"""Sequential: layers applied one after the other, and the backward pass in reverse; and the one
+training step every trainer takes (``forward_backward``)."""
 
+import time
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import numpy as np
 
 from .layers import Conv2d, Layer, Linear
-from .losses import softmax
+from .losses import softmax, softmax_cross_entropy
 
 
 class Sequential:
@@ -130,3 +133,29 @@ class Sequential:
         if not classes:
             raise ValueError("predict got no examples (x has length 0)")
         return np.concatenate(classes)
+
+
+class Step(NamedTuple):
+    """What ``forward_backward`` returns: the batch's mean loss and how long each pass took."""
+    loss: float
+    forward_seconds: float
+    backward_seconds: float
+
+
+def forward_backward(net, x, y):
+    """One training step's gradient: forward, softmax cross-entropy, backward.
+
+    x: (N, ...) a batch the network takes; y: (N,) integer labels. Afterwards every layer's grads
+    hold the gradient of the batch's mean loss, ready for ``optimizer.step(net)``. The gradient
+    w.r.t. the images is not computed: training never needs it. When the loss is not finite the
+    backward pass is skipped, so the caller can refuse the step before any weight changes.
+
+    The network's mode is left as it is: ``net.train()`` first for an ordinary step.
+    Returns Step(loss, forward_seconds, backward_seconds).
+    """
+    start = time.perf_counter()
+    loss, dscores = softmax_cross_entropy(net.forward(x), y)
+    middle = time.perf_counter()
+    if np.isfinite(loss):
+        net.backward(dscores, input_grad=False)
+    return Step(loss, middle - start, time.perf_counter() - middle)

@@ -44,16 +44,14 @@ the usual ``if __name__ == "__main__":`` around its training code; one machine o
 import multiprocessing
 import os
 import signal
-import time
 import traceback
 import weakref
 
 import numpy as np
 
 from .dropout import Dropout
-from .losses import softmax_cross_entropy
 from .models import _buffers, architecture, from_architecture
-from .network import Sequential
+from .network import Sequential, forward_backward
 
 __all__ = ["DataParallel", "WorkerError", "shares"]
 
@@ -109,10 +107,7 @@ def _compute(net, task, x, y=None, batch_size=None):
     """
     if task == "train":
         net.train()
-        scores = net.forward(x)
-        loss, dscores = softmax_cross_entropy(scores, y)
-        net.backward(dscores, input_grad=False)
-        return loss
+        return forward_backward(net, x, y).loss
     if task == "predict":
         return net.predict(x, batch_size=batch_size)
     if task == "predict_proba":
@@ -326,14 +321,8 @@ class DataParallel:
         backward apart."""
         if task != "train":
             return _compute(self.net, task, x, batch_size=batch_size)
-        net = self.net
-        net.train()
-        start = time.perf_counter()
-        scores = net.forward(x)
-        loss, dscores = softmax_cross_entropy(scores, y)
-        middle = time.perf_counter()
-        net.backward(dscores, input_grad=False)
-        self.forward_seconds, self.backward_seconds = middle - start, time.perf_counter() - middle
+        self.net.train()
+        loss, self.forward_seconds, self.backward_seconds = forward_backward(self.net, x, y)
         self.local_examples = len(x)
         return loss
 

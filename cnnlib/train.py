@@ -54,12 +54,11 @@ What it trades away: a single network; no checkpoints mid-run (save the net with
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from .losses import softmax_cross_entropy
+from .network import forward_backward
 from .optim import SGD
 
 __all__ = [
@@ -609,13 +608,8 @@ class Trainer:
             loss = parallel.forward_backward(x, y)
             return (loss, parallel.forward_seconds, parallel.backward_seconds,
                     parallel.local_examples)
-        start = time.perf_counter()
-        scores = self.net.forward(x)
-        loss, dscores = softmax_cross_entropy(scores, y)
-        middle = time.perf_counter()
-        if math.isfinite(loss):
-            self.net.backward(dscores, input_grad=False)   # the images need no gradient
-        return loss, middle - start, time.perf_counter() - middle, len(x)
+        loss, forward_s, backward_s = forward_backward(self.net, x, y)
+        return loss, forward_s, backward_s, len(x)
 
     def _data_parallel(self):
         """The DataParallel running this Trainer's network on ``workers`` processes, started

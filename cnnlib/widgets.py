@@ -38,9 +38,8 @@ from ipycanvas import Canvas, hold_canvas
 
 from . import strokes as pen
 from .data import load_mnist, random_crops, split_train_validation, to_float
-from .losses import softmax_cross_entropy
 from .models import load_model, save_model
-from .network import Sequential
+from .network import Sequential, forward_backward
 from .optim import SGD
 
 __all__ = [
@@ -176,10 +175,8 @@ def teach_steps(net, image, label, replay=None, *, steps=TEACH_STEPS, until=None
                 crops = to_float(random_crops(images[index], 24, rng)).astype(x.dtype)
                 x = np.concatenate([x, crops])
                 y = np.concatenate([y, labels[index].astype(y.dtype)])
-            loss, dscores = softmax_cross_entropy(net.forward(x), y)
-            net.backward(dscores)
+            losses.append(forward_backward(net, x, y).loss)
             optimizer.step(net)
-            losses.append(float(loss))
     return np.array(losses)
 
 
