@@ -49,122 +49,11 @@ blocks, which keeps them accurate enough for MNIST-sized batches).
 
 import numpy as np
 
-from . import functional as F
+from . import checks
 from .layers import Layer
+from .ops import ops
 
-__all__ = ["batchnorm_forward", "batchnorm_backward", "BatchNorm2d", "recalibrate"]
-
-
-def _channel_view(v, ndim):
-    """(C,) -> a shape that broadcasts along axis 1 of an ndim-array: (1, C, 1, 1) for ndim 4."""
-    return v.reshape((1, -1) + (1,) * (ndim - 2))
-
-
-def _reduce_axes(ndim):
-    """Every axis except the channel axis 1: (0, 2, 3) for (N, C, H, W)."""
-    return (0,) + tuple(range(2, ndim))
-
-
-def _channel_rows(a):
-    """a: (N, C, ...) as a 2-D view (N * ..., C) with one row per position, or None when a's
-    memory is not channels-last (then no such view exists without a copy)."""
-    rows = np.moveaxis(a, 1, -1)
-    return rows.reshape(-1, a.shape[1]) if rows.flags.c_contiguous else None
-
-
-def _channel_sum(a):
-    """sum over every axis but the channel axis 1: (N, C, ...) -> (C,).
-
-    Our convolutions return channels-last memory; there the sum is a matrix-vector product with
-    a vector of ones (BLAS, several times faster than numpy's strided reduction)."""
-    rows = _channel_rows(a)
-    if rows is None:
-        return a.sum(axis=_reduce_axes(a.ndim))
-    return np.ones(len(rows), dtype=a.dtype) @ rows
-
-
-def _channel_dot(a, b):
-    """sum over every axis but the channel axis 1 of a * b, without the temporary a * b when
-    both are channels-last in memory: (N, C, ...), (N, C, ...) -> (C,)."""
-    rows_a, rows_b = _channel_rows(a), _channel_rows(b)
-    if rows_a is None or rows_b is None:
-        return (a * b).sum(axis=_reduce_axes(a.ndim))
-    return np.einsum("ij,ij->j", rows_a, rows_b)
-
-
-def _check_batchnorm(x, gamma, beta, mean, var):
-    if not isinstance(x, np.ndarray) or x.ndim < 2:
-        got = x.shape if isinstance(x, np.ndarray) else type(x).__name__
-        raise ValueError(f"batchnorm expects x of shape (N, C, H, W) or (N, C); got {got}")
-    if x.dtype.kind != "f":
-        raise ValueError(f"batchnorm expects floating x (float32 or float64); got {x.dtype}: "
-                         "convert it first, e.g. x.astype(np.float32)")
-    if gamma is None or beta is None:
-        raise ValueError("batchnorm needs gamma and beta, arrays of shape (C,)")
-    C = x.shape[1]
-    for name, v in [("gamma", gamma), ("beta", beta), ("running mean", mean),
-                    ("running var", var)]:
-        if v is not None and np.shape(v) != (C,):
-            raise ValueError(f"batchnorm over {C} channels expects {name} of shape ({C},); "
-                             f"got {np.shape(v)}")
-    if (mean is None) != (var is None):
-        raise ValueError("batchnorm needs both mean and var (evaluation) or neither (training)")
-
-
-def batchnorm_forward(x, gamma, beta, eps=1e-5, mean=None, var=None):
-    """Normalize each channel, then scale by gamma and shift by beta.
-
-    x: (N, C, H, W) (or (N, C)); gamma, beta: (C,).
-    mean, var: (C,) statistics to normalize with (evaluation mode), or None to use the batch's
-    own (training mode; then the batch must hold more than one value per channel).
-    Returns out: like x, and the cache. ``cache["mean"]``, ``cache["var"]`` are the statistics
-    used (the batch's biased variance in training mode) and ``cache["m"]`` the number of values
-    per channel; the layer reads them to update its running averages.
-    """
-    _check_batchnorm(x, gamma, beta, mean, var)
-    m = x.size // x.shape[1]
-    batch_stats = mean is None
-    if batch_stats:
-        if m < 2:
-            raise ValueError(f"batchnorm in training mode needs more than one value per channel "
-                             f"to estimate a variance; got x of shape {x.shape}. Use a larger "
-                             f"batch, or call eval() to normalize with the running statistics.")
-        mean = _channel_sum(x) / m
-    xc = x - _channel_view(mean, x.ndim)
-    if batch_stats:
-        var = _channel_dot(xc, xc) / m
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    x_hat = xc
-    x_hat *= _channel_view(inv_std, x.ndim)                     # in place: xc is ours
-    out = x_hat * _channel_view(gamma, x.ndim)
-    out += _channel_view(beta, x.ndim)
-    cache = {"x_hat": x_hat, "inv_std": inv_std, "gamma": gamma, "batch_stats": batch_stats,
-             "mean": mean, "var": var, "m": m}
-    return out, cache
-
-
-def batchnorm_backward(dout, cache):
-    """dout: like x. Returns dx: like x, dgamma: (C,), dbeta: (C,).
-
-    Training mode (batch statistics): dx = gamma / std * (dout - mean(dout) - x_hat *
-    mean(dout * x_hat)). Evaluation mode (fixed statistics are constants): dx = gamma / std * dout.
-    """
-    x_hat, inv_std, gamma = cache["x_hat"], cache["inv_std"], cache["gamma"]
-    if dout.shape != x_hat.shape:
-        raise ValueError(f"batchnorm backward expects dout of shape {x_hat.shape} (the "
-                         f"forward output's); got {dout.shape}")
-    ndim = dout.ndim
-    dbeta = _channel_sum(dout)
-    dgamma = _channel_dot(dout, x_hat)
-    scale = _channel_view(gamma * inv_std, ndim)
-    if not cache["batch_stats"]:
-        return dout * scale, dgamma, dbeta
-    m = cache["m"]
-    dx = x_hat * _channel_view(dgamma / m, ndim)
-    np.subtract(dout, dx, out=dx)
-    dx -= _channel_view(dbeta / m, ndim)
-    dx *= scale
-    return dx, dgamma, dbeta
+__all__ = ["BatchNorm2d", "recalibrate"]
 
 
 class BatchNorm2d(Layer):
@@ -203,23 +92,25 @@ class BatchNorm2d(Layer):
     def forward(self, x):
         """x: (N, num_features, H, W) -> same shape. Training mode: batch statistics;
         evaluation mode: running statistics."""
-        F.check_floating("BatchNorm2d", x, self.dtype)
+        checks.check_floating("BatchNorm2d", x, self.dtype)
         if x.ndim != 4 or x.shape[1] != self.num_features:
             raise ValueError(f"BatchNorm2d({self.num_features}) expects x of shape "
                              f"(N, {self.num_features}, H, W); got {x.shape}")
-        if self.training:
-            out, self._cache = batchnorm_forward(x, self.params["W"], self.params["b"], self.eps)
-        else:
-            out, self._cache = batchnorm_forward(
-                x, self.params["W"], self.params["b"], self.eps,
-                self.buffers["running_mean"], self.buffers["running_var"])
+        gamma, beta = self.params["W"], self.params["b"]
+        mean, var = ((None, None) if self.training
+                     else (self.buffers["running_mean"], self.buffers["running_var"]))
+        checks.check_batchnorm(x, gamma, beta, mean, var)
+        out, self._cache = ops.batchnorm_forward(x, gamma, beta, self.eps, mean, var)
+        self._out_shape = out.shape
         return out
 
-    def backward(self, dout):
+    def _backward(self, dout, cache, input_grad):
         """dout: (N, num_features, H, W) -> dx: same shape; fills grads and, after a
         training-mode forward, updates the running statistics (once per forward)."""
-        cache = self._saved()
-        dx, dgamma, dbeta = batchnorm_backward(dout, cache)
+        if dout.shape != self._out_shape:
+            raise ValueError(f"BatchNorm2d backward expects dout of shape {self._out_shape} (the "
+                             f"forward output's); got {dout.shape}")
+        dx, dgamma, dbeta = ops.batchnorm_backward(dout, cache)
         self.grads["W"][...] = dgamma
         self.grads["b"][...] = dbeta
         if cache["batch_stats"] and not cache.get("committed", False):

@@ -12,39 +12,12 @@ Randomness comes from the layer's ``numpy.random.Generator`` (pass the training 
 generator for reproducible runs).
 """
 
-import numpy as np
-
-from . import functional as F
+from . import checks
 from .layers import Layer
+from .ops import ops
+from .seeding import as_generator
 
-__all__ = ["dropout_forward", "dropout_backward", "Dropout"]
-
-
-def dropout_forward(x, p, rng, training=True):
-    """x: any shape. p: drop probability in [0, 1). rng: numpy Generator.
-
-    Returns out: like x, and the cache (the mask scaled by 1 / (1 - p), or None when nothing is
-    dropped: evaluation mode or p == 0).
-    """
-    if not 0 <= p < 1:
-        raise ValueError(f"dropout probability p must be in [0, 1); got {p!r}")
-    if not training or p == 0:
-        return x, None
-    # Draw in x's dtype: float32 draws are half the memory traffic of float64 ones.
-    mask = rng.random(x.shape, dtype=x.dtype) >= x.dtype.type(p)
-    mask = mask * x.dtype.type(1.0 / (1.0 - p))
-    return x * mask, mask
-
-
-def dropout_backward(dout, cache):
-    """dout: like x. Returns dx = dout * mask (dout itself when nothing was dropped)."""
-    mask = cache
-    if mask is None:
-        return dout
-    if dout.shape != mask.shape:
-        raise ValueError(f"dropout backward expects dout of shape {mask.shape} (the forward "
-                         f"output's); got {dout.shape}")
-    return dout * mask
+__all__ = ["Dropout"]
 
 
 class Dropout(Layer):
@@ -58,19 +31,19 @@ class Dropout(Layer):
         if not isinstance(p, (float, int)) or not 0 <= p < 1:
             raise ValueError(f"Dropout needs a drop probability p in [0, 1); got {p!r}")
         self.p = float(p)
-        self.rng = rng if rng is not None else np.random.default_rng()
-        self._ran = False      # the cache is legitimately None in evaluation mode
+        self.rng = as_generator(rng)
 
     def forward(self, x):
-        F.check_floating("Dropout", x)
-        out, self._cache = dropout_forward(x, self.p, self.rng, self.training)
-        self._ran = True
+        checks.check_floating("Dropout", x)
+        out, self._cache = ops.dropout_forward(x, self.p, self.rng, self.training)
+        self._out_shape = out.shape
         return out
 
-    def backward(self, dout):
-        if not self._ran:
-            raise RuntimeError("Dropout.backward called before forward")
-        return dropout_backward(dout, self._cache)
+    def _backward(self, dout, cache, input_grad):
+        if dout.shape != self._out_shape:
+            raise ValueError(f"Dropout backward expects dout of shape {self._out_shape} (the "
+                             f"forward output's); got {dout.shape}")
+        return ops.dropout_backward(dout, cache)
 
     def __repr__(self):
         return f"Dropout(p={self.p})"

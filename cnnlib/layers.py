@@ -1,4 +1,4 @@
-"""Layers: thin classes around the forward/backward pairs of ``cnnlib.functional``.
+"""Layers: thin classes around the forward/backward pairs of the operations (``cnnlib.ops``).
 
 Named and shaped like PyTorch's ``torch.nn`` layers so what the learner knows carries over: NCHW
 images, ``Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0)``,
@@ -12,23 +12,38 @@ Every layer has::
 
 ``backward`` must follow the ``forward`` whose gradient it computes. Parameters are float32 by
 default (training); pass ``dtype=np.float64`` for gradient checks.
+
+A layer checks its arguments (``cnnlib.checks``), then calls its operation through the seam
+``cnnlib.ops.ops``, never an implementation by name: that is how a learner's own functions, plugged
+into the seam, run inside these layers.
 """
 
 import numpy as np
 
-from . import functional as F
+from . import checks
+from .functional import TIES
+from .ops import ops
+from .seeding import as_generator
 
 __all__ = ["Layer", "Conv2d", "MaxPool2d", "Linear", "ReLU", "Tanh", "Flatten"]
 
 
+_NOTHING = object()   # the cache before the first forward (None is a legitimate cache)
+
+
 class Layer:
-    """Base class: no parameters, train mode, callable."""
+    """Base class: no parameters, train mode, callable.
+
+    A subclass writes ``forward(x)``, which stores what backward needs in ``self._cache``, and
+    ``_backward(dout, cache, input_grad) -> dx``. The public ``backward`` is the same for every
+    layer: it checks that a forward came first and decides about the input gradient.
+    """
 
     def __init__(self):
         self.params = {}
         self.grads = {}
         self.training = True
-        self._cache = None
+        self._cache = _NOTHING
 
     def __call__(self, x):
         return self.forward(x)
@@ -36,7 +51,21 @@ class Layer:
     def forward(self, x):
         raise NotImplementedError
 
-    def backward(self, dout):
+    def backward(self, dout, input_grad=True):
+        """dout: the gradient w.r.t. the last forward's output -> dx, the gradient w.r.t. its input.
+
+        Fills ``grads``. ``input_grad=False`` returns None instead of dx: a network's first layer
+        needs no gradient w.r.t. the images, and a layer with parameters then skips computing it
+        (a third of a first convolution's work); a layer without parameters does nothing at all.
+        """
+        if self._cache is _NOTHING:
+            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
+        if not input_grad and not self.params:
+            return None
+        dx = self._backward(dout, self._cache, input_grad)
+        return dx if input_grad else None
+
+    def _backward(self, dout, cache, input_grad):
         raise NotImplementedError
 
     def train(self, mode=True):
@@ -47,11 +76,6 @@ class Layer:
     def eval(self):
         """Switch to evaluation mode. Returns self."""
         return self.train(False)
-
-    def _saved(self):
-        if self._cache is None:
-            raise RuntimeError(f"{type(self).__name__}.backward called before forward")
-        return self._cache
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -73,10 +97,6 @@ class _ParamLayer(Layer):
         # Write into the existing arrays so optimizers may hold on to them.
         self.grads["W"][...] = dW
         self.grads["b"][...] = db
-
-
-def _generator(rng):
-    return rng if rng is not None else np.random.default_rng()
 
 
 def _check_dtype(dtype):
@@ -105,7 +125,7 @@ class Conv2d(_ParamLayer):
                 raise ValueError(f"Conv2d needs an integer {name} >= {low}; got {value!r}")
         dtype = _check_dtype(dtype)
         fan_in = in_channels * kernel_size * kernel_size
-        W = _generator(rng).normal(0.0, np.sqrt(2.0 / fan_in),
+        W = as_generator(rng).normal(0.0, np.sqrt(2.0 / fan_in),
                                    (out_channels, in_channels, kernel_size, kernel_size))
         super().__init__(W.astype(dtype), np.zeros(out_channels, dtype=dtype))
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -113,18 +133,15 @@ class Conv2d(_ParamLayer):
 
     def forward(self, x):
         """x: (N, in_channels, H, W) -> (N, out_channels, H_out, W_out)."""
-        F.check_floating("Conv2d", x, self.dtype)
-        out, self._cache = F.conv2d_forward(x, self.params["W"], self.params["b"],
-                                            self.stride, self.padding)
+        W, b = self.params["W"], self.params["b"]
+        checks.check_floating("Conv2d", x, self.dtype)
+        checks.check_conv2d(x, W, b, self.stride, self.padding)
+        out, self._cache = ops.conv2d_forward(x, W, b, self.stride, self.padding)
         return out
 
-    def backward(self, dout, input_grad=True):
-        """dout: (N, out_channels, H_out, W_out) -> dx: (N, in_channels, H, W); fills grads.
-
-        ``input_grad=False`` only fills grads and returns None (for a first layer: the images
-        need no gradient, and skipping dx saves a third of the work).
-        """
-        dx, dW, db = F.conv2d_backward(dout, self._saved(), input_grad)
+    def _backward(self, dout, cache, input_grad):
+        """dout: (N, out_channels, H_out, W_out) -> dx: (N, in_channels, H, W); fills grads."""
+        dx, dW, db = ops.conv2d_backward(dout, cache, input_grad)
         self._set_grads(dW, db)
         return dx
 
@@ -145,22 +162,20 @@ class Linear(_ParamLayer):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"Linear needs an integer {name} >= 1; got {value!r}")
         dtype = _check_dtype(dtype)
-        W = _generator(rng).normal(0.0, np.sqrt(2.0 / in_features), (out_features, in_features))
+        W = as_generator(rng).normal(0.0, np.sqrt(2.0 / in_features), (out_features, in_features))
         super().__init__(W.astype(dtype), np.zeros(out_features, dtype=dtype))
         self.in_features, self.out_features = in_features, out_features
 
     def forward(self, x):
         """x: (N, in_features) -> (N, out_features)."""
-        F.check_floating("Linear", x, self.dtype)
-        out, self._cache = F.linear_forward(x, self.params["W"], self.params["b"])
+        checks.check_floating("Linear", x, self.dtype)
+        checks.check_linear(x, self.params["W"])
+        out, self._cache = ops.linear_forward(x, self.params["W"], self.params["b"])
         return out
 
-    def backward(self, dout, input_grad=True):
-        """dout: (N, out_features) -> dx: (N, in_features); fills grads.
-
-        ``input_grad=False`` only fills grads and returns None (for a first layer).
-        """
-        dx, dW, db = F.linear_backward(dout, self._saved(), input_grad)
+    def _backward(self, dout, cache, input_grad):
+        """dout: (N, out_features) -> dx: (N, in_features); fills grads."""
+        dx, dW, db = ops.linear_backward(dout, cache, input_grad)
         self._set_grads(dW, db)
         return dx
 
@@ -182,19 +197,20 @@ class MaxPool2d(Layer):
         for name, value in [("kernel_size", kernel_size), ("stride", stride)]:
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"MaxPool2d needs an integer {name} >= 1; got {value!r}")
-        if ties not in F.TIES:
-            raise ValueError(f"MaxPool2d ties must be one of {F.TIES}; got {ties!r}")
+        if ties not in TIES:
+            raise ValueError(f"MaxPool2d ties must be one of {TIES}; got {ties!r}")
         self.kernel_size, self.stride, self.ties = kernel_size, stride, ties
 
     def forward(self, x):
         """x: (N, C, H, W) -> (N, C, H_out, W_out)."""
-        F.check_floating("MaxPool2d", x)
-        out, self._cache = F.maxpool2d_forward(x, self.kernel_size, self.stride)
+        checks.check_floating("MaxPool2d", x)
+        checks.check_maxpool2d(x, self.kernel_size, self.stride)
+        out, self._cache = ops.maxpool2d_forward(x, self.kernel_size, self.stride)
         return out
 
-    def backward(self, dout):
+    def _backward(self, dout, cache, input_grad):
         """dout: (N, C, H_out, W_out) -> dx: (N, C, H, W)."""
-        return F.maxpool2d_backward(dout, self._saved(), self.ties)
+        return ops.maxpool2d_backward(dout, cache, self.ties)
 
     def __repr__(self):
         return f"MaxPool2d(kernel_size={self.kernel_size}, stride={self.stride}, ties={self.ties!r})"
@@ -204,32 +220,32 @@ class ReLU(Layer):
     """max(x, 0), elementwise; any shape."""
 
     def forward(self, x):
-        F.check_floating("ReLU", x)
-        out, self._cache = F.relu_forward(x)
+        checks.check_floating("ReLU", x)
+        out, self._cache = ops.relu_forward(x)
         return out
 
-    def backward(self, dout):
-        return F.relu_backward(dout, self._saved())
+    def _backward(self, dout, cache, input_grad):
+        return ops.relu_backward(dout, cache)
 
 
 class Tanh(Layer):
     """tanh(x), elementwise; any shape."""
 
     def forward(self, x):
-        F.check_floating("Tanh", x)
-        out, self._cache = F.tanh_forward(x)
+        checks.check_floating("Tanh", x)
+        out, self._cache = ops.tanh_forward(x)
         return out
 
-    def backward(self, dout):
-        return F.tanh_backward(dout, self._saved())
+    def _backward(self, dout, cache, input_grad):
+        return ops.tanh_backward(dout, cache)
 
 
 class Flatten(Layer):
     """(N, C, H, W) (or any (N, ...)) -> (N, C * H * W)."""
 
     def forward(self, x):
-        out, self._cache = F.flatten_forward(x)
+        out, self._cache = ops.flatten_forward(x)
         return out
 
-    def backward(self, dout):
-        return F.flatten_backward(dout, self._saved())
+    def _backward(self, dout, cache, input_grad):
+        return ops.flatten_backward(dout, cache)

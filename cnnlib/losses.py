@@ -1,19 +1,16 @@
-"""Loss functions: a scalar loss and its gradient with respect to the scores, in one call."""
+"""The loss: checked at the boundary, then computed by the operation the seam holds.
+
+``softmax_cross_entropy(scores, y) -> (loss, dscores)`` checks its arguments, then calls
+``cnnlib.ops.ops.softmax_cross_entropy`` (the math is in ``cnnlib.functional``).
+"""
 
 import numpy as np
 
-from .functional import check_floating, check_rank
+from .checks import check_floating, check_rank
+from .functional import softmax
+from .ops import ops
 
-
-def softmax(scores):
-    """Row-wise softmax of scores: (N, K) -> probabilities (N, K), each row summing to 1.
-
-    Subtracting each row's maximum first changes nothing mathematically (softmax is invariant to
-    adding a constant to a row) and keeps exp() from overflowing.
-    """
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+__all__ = ["softmax", "softmax_cross_entropy"]
 
 
 def softmax_cross_entropy(scores, y):
@@ -36,12 +33,4 @@ def softmax_cross_entropy(scores, y):
     if N and (y.min() < 0 or y.max() >= K):
         raise ValueError(f"softmax_cross_entropy expects labels in [0, {K}); got values from "
                          f"{y.min()} to {y.max()}")
-    shifted = scores - scores.max(axis=1, keepdims=True)
-    log_sum_exp = np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-    log_p = shifted - log_sum_exp
-    rows = np.arange(N)
-    loss = -log_p[rows, y].mean()
-    dscores = np.exp(log_p)
-    dscores[rows, y] -= 1
-    dscores /= N
-    return float(loss), dscores
+    return ops.softmax_cross_entropy(scores, y)

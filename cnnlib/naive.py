@@ -1,8 +1,8 @@
 """Loop versions of convolution and max-pooling, written the way the notebooks derive them.
 
 Slow and obvious: one Python loop per index of the formula. They are the reference that the
-vectorized versions in ``cnnlib.functional`` are tested against, and they take and return the same
-things (``out, cache = *_forward(...)``, ``dx, ... = *_backward(dout, cache)``).
+vectorized versions in ``cnnlib.functional`` and ``cnnlib.fast`` are tested against, and they take
+and return the same things (``out, cache = *_forward(...)``, ``dx, ... = *_backward(dout, cache)``).
 """
 
 import numpy as np
@@ -30,12 +30,12 @@ def conv2d_forward(x, W, b, stride=1, padding=0):
     return out, (x, W, stride, padding)
 
 
-def conv2d_backward(dout, cache):
+def conv2d_backward(dout, cache, input_grad=True):
     """dout: (N, F, H_out, W_out). Returns dx: (N, C, H, W), dW: (F, C, k, k), db: (F,).
 
     Each output out[n, f, i, j] was made from one window of xp and the filter W[f], so it sends
     dout[n, f, i, j] * W[f] back to that window, dout[n, f, i, j] * window to W[f], and
-    dout[n, f, i, j] to b[f].
+    dout[n, f, i, j] to b[f]. ``input_grad=False`` returns None for dx.
     """
     x, W, stride, padding = cache
     N, C, H, Wd = x.shape
@@ -54,7 +54,7 @@ def conv2d_backward(dout, cache):
                     dxp[n, :, rows, cols] += dout[n, f, i, j] * W[f]
                     dW[f] += dout[n, f, i, j] * xp[n, :, rows, cols]
                     db[f] += dout[n, f, i, j]
-    dx = dxp[:, :, padding:padding + H, padding:padding + Wd]
+    dx = dxp[:, :, padding:padding + H, padding:padding + Wd] if input_grad else None
     return dx, dW, db
 
 

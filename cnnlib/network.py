@@ -7,7 +7,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .layers import Conv2d, Layer, Linear
+from .layers import Layer
 from .losses import softmax, softmax_cross_entropy
 
 
@@ -57,17 +57,10 @@ class Sequential:
         training never needs it, and for a first Conv2d it is a third of that layer's work.
         """
         if not self.layers:
-            return dout
+            return dout if input_grad else None
         for layer in reversed(self.layers[1:]):
             dout = layer.backward(dout)
-        first = self.layers[0]
-        if input_grad:
-            return first.backward(dout)
-        if isinstance(first, (Conv2d, Linear)):
-            first.backward(dout, input_grad=False)
-        else:
-            first.backward(dout)
-        return None
+        return self.layers[0].backward(dout, input_grad=input_grad)
 
     def parameters(self):
         """Every parameter as ``(name, param, grad)``; names like "0.W" (layer index, key)."""
@@ -104,11 +97,10 @@ class Sequential:
         """Class probabilities for x: (N, ...) -> (N, K), computed batch_size examples at a time.
 
         Runs in evaluation mode and restores the previous mode afterwards. The default of 64
-        examples keeps the reference network's intermediate arrays (~2.5 MB) in the CPU's cache;
-        larger batches run slower, not faster (measured with one BLAS thread on a 2-core Xeon:
-        about 34,000 images/s at 64, 30,000-34,000 at 128, 23,000-28,000 at 256). Float32 sums
-        come out differently in the last bit for different batch sizes, so compare results of
-        different batch sizes with a tolerance.
+        examples keeps the reference network's intermediate arrays (~2.5 MB) in the CPU's cache
+        (README, "Speed", has the measurements). Float32 sums come out differently in the last
+        bit for different batch sizes, so compare results of different batch sizes with a
+        tolerance.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1; got {batch_size}")

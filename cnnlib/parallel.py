@@ -52,6 +52,7 @@ import numpy as np
 from .dropout import Dropout
 from .models import _buffers, architecture, from_architecture
 from .network import Sequential, forward_backward
+from .ops import ops
 
 __all__ = ["DataParallel", "WorkerError", "shares"]
 
@@ -207,6 +208,13 @@ class DataParallel:
         self._finalizer = weakref.finalize(self, _stop, self._processes, self._connections)
         if self.workers == 1:
             return
+        if ops.plugged():
+            # The workers would run the default operations while this process runs the plugged
+            # ones: the shares of one batch would not be computed by the same code.
+            raise ValueError(
+                f"DataParallel's worker processes run cnnlib's own operations, but "
+                f"{', '.join(ops.plugged())} are plugged in here; train with workers=1, or call "
+                f"cnnlib.ops.ops.unplug() first")
         seed = int(np.random.SeedSequence(seed).entropy) if seed is None else seed
         specs = architecture(net)
         params = {name: param.copy() for name, param, _ in net.parameters()}

@@ -4,7 +4,9 @@ running statistics (updated only by training steps) and clear errors."""
 import numpy as np
 import pytest
 
-from cnnlib.batchnorm import BatchNorm2d, batchnorm_backward, batchnorm_forward
+from cnnlib.batchnorm import BatchNorm2d
+from cnnlib.checks import check_batchnorm
+from cnnlib.functional import batchnorm_backward, batchnorm_forward
 from cnnlib.gradcheck import numerical_gradient_array, rel_error
 from cnnlib.layers import Conv2d, Flatten, Linear, ReLU
 from cnnlib.losses import softmax_cross_entropy
@@ -160,9 +162,11 @@ def test_errors_say_what_is_expected(rng):
     with pytest.raises(ValueError, match="float32"):
         bn.forward(np.zeros((2, 3, 5, 5)))
     with pytest.raises(ValueError, match="more than one value per channel"):
-        batchnorm_forward(np.zeros((1, 3)), np.ones(3), np.zeros(3))
+        bn.forward(np.zeros((1, 3, 1, 1), dtype=np.float32))
+    with pytest.raises(ValueError, match="more than one value per channel"):
+        check_batchnorm(np.zeros((1, 3)), np.ones(3), np.zeros(3))
     with pytest.raises(ValueError, match=r"gamma of shape \(3,\)"):
-        batchnorm_forward(np.zeros((2, 3, 2, 2)), np.ones(4), np.zeros(3))
+        check_batchnorm(np.zeros((2, 3, 2, 2)), np.ones(4), np.zeros(3))
     with pytest.raises(ValueError, match="num_features"):
         BatchNorm2d(0)
     with pytest.raises(ValueError, match="momentum"):
@@ -194,6 +198,6 @@ def test_recalibrate_sets_the_exact_statistics(rng):
 def test_integer_input_and_missing_gamma_are_clear_errors():
     x = np.arange(24).reshape(4, 2, 3, 1)
     with pytest.raises(ValueError, match="floating x"):
-        batchnorm_forward(x, np.ones(2), np.zeros(2))
+        check_batchnorm(x, np.ones(2), np.zeros(2))
     with pytest.raises(ValueError, match="needs gamma and beta"):
-        batchnorm_forward(x.astype(np.float64), None, np.zeros(2))
+        check_batchnorm(x.astype(np.float64), None, np.zeros(2))

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from cnnlib.dropout import Dropout, dropout_backward, dropout_forward
+from cnnlib.dropout import Dropout
+from cnnlib.functional import dropout_backward, dropout_forward
 from cnnlib.gradcheck import numerical_gradient_array, rel_error
 
 
