@@ -17,29 +17,18 @@ tricks, each for a measured reason:
 - Batch norm sums over channels-last rows with BLAS (a product with a vector of ones) and works
   in place on arrays it owns.
 
-Operations with no trick worth having (ReLU, tanh, flatten, dropout, the loss) are functional's own.
+Operations with no trick worth having (ReLU, tanh, flatten, dropout, the loss) are functional's own,
+imported here, so this module defines every name of ``cnnlib.ops.OPERATIONS`` (a test checks it).
 """
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .functional import (  # noqa: F401  (no faster way: these are the derived ones)
+from .functional import output_size
+from .functional import (  # noqa: F401  (nothing faster to write: these are the derived ones)
     dropout_backward, dropout_forward, flatten_backward, flatten_forward, linear_backward,
-    output_size,
     relu_backward, relu_forward, softmax_cross_entropy, tanh_backward, tanh_forward,
 )
-
-__all__ = [
-    "linear_forward", "linear_backward",
-    "relu_forward", "relu_backward",
-    "tanh_forward", "tanh_backward",
-    "flatten_forward", "flatten_backward",
-    "conv2d_forward", "conv2d_backward",
-    "maxpool2d_forward", "maxpool2d_backward",
-    "batchnorm_forward", "batchnorm_backward",
-    "dropout_forward", "dropout_backward",
-    "softmax_cross_entropy",
-]
 
 
 # ---------------------------------------------------------------------------------------- linear

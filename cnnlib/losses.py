@@ -14,14 +14,10 @@ __all__ = ["softmax", "softmax_cross_entropy"]
 
 
 def softmax_cross_entropy(scores, y):
-    """Mean cross-entropy of the softmax of ``scores`` against integer labels ``y``.
+    """Mean cross-entropy of the softmax of ``scores`` against integer labels ``y``, checked.
 
-    scores: (N, K) unnormalized class scores; y: (N,) integers in [0, K).
-    loss = -(1/N) sum_n log p[n, y_n], with p = softmax(scores).
-    Returns (loss, dscores) with dscores: (N, K) = (p - onehot(y)) / N.
-
-    The log-probabilities are computed as shifted - log(sum(exp(shifted))), never as log(p), so a
-    confident wrong answer gives a large finite loss instead of log(0) = -inf.
+    scores: (N, K) floating class scores; y: (N,) integers in [0, K). Returns (loss, dscores) with
+    dscores: (N, K); the math is ``cnnlib.functional.softmax_cross_entropy``.
     """
     check_floating("softmax_cross_entropy", scores)
     check_rank("softmax_cross_entropy", scores, "N, K")
