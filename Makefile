@@ -12,7 +12,16 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS := -n 2 --dist loadfile --nbval --nbval-current-env \
                --nbval-sanitize-with notebooks/nbval-sanitize.cfg tests notebooks
 
-.PHONY: setup data lab test notebooks bench
+# make lab: JupyterLab on LAB_FOLDER at http://LAB_IP:LAB_PORT (the next free port when that one is
+# taken); LAB_ARGS are more JupyterLab options. Any of them can be set: make lab LAB_PORT=8890.
+# tools/lab.py adds --allow-root as root and --no-browser without a display, each with a line why.
+LAB_FOLDER ?= notebooks/
+LAB_IP     ?= localhost
+LAB_PORT   ?= 8888
+LAB_ARGS   ?=
+LAB         = $(strip $(PY) tools/lab.py $(LAB_FOLDER) --ip=$(LAB_IP) --port=$(LAB_PORT) $(LAB_ARGS))
+
+.PHONY: setup data lab lab-serve test notebooks bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -28,7 +37,12 @@ data: $(STAMP)
 	$(PY) -m cnnlib data
 
 lab: setup
-	$(VENV)/bin/jupyter lab notebooks/
+	$(LAB)
+
+# What lab runs after the set-up, alone: for an environment made otherwise
+# (make lab-serve PY=/path/to/python); tests/test_lab.py checks that it is lab's last step.
+lab-serve:
+	$(LAB)
 
 test: setup
 	$(PY) -m pytest $(PYTEST_ARGS)
