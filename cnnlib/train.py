@@ -62,9 +62,9 @@ from .network import forward_backward
 from .optim import SGD
 
 __all__ = [
-    "History", "Trainer", "fit", "evaluate", "predict_proba", "per_class_accuracy",
+    "History", "Trainer", "fit", "evaluate", "predict_proba",
     "as_float_images", "RandomCrop", "CenterCrop", "Compose",
-    "Constant", "StepDecay", "Cosine", "make_schedule", "SCHEDULES",
+    "Constant", "Cosine", "make_schedule", "SCHEDULES",
     "Callback", "ProgressBar", "WeightAverage", "Recipe", "train_recipe",
     "AUGMENTATIONS", "make_augment",
 ]
@@ -206,22 +206,6 @@ class Constant:
         return "Constant()"
 
 
-class StepDecay:
-    """lr factor ``factor ** k`` after the k-th multiple of ``every`` examples."""
-
-    def __init__(self, every, factor=0.1):
-        if every < 1 or not 0 < factor <= 1:
-            raise ValueError(f"StepDecay needs every >= 1 and 0 < factor <= 1; got every={every}, "
-                             f"factor={factor}")
-        self.every, self.factor = int(every), float(factor)
-
-    def __call__(self, examples_seen):
-        return self.factor ** (examples_seen // self.every)
-
-    def __repr__(self):
-        return f"StepDecay(every={self.every}, factor={self.factor})"
-
-
 class Cosine:
     """lr factor falling from 1 to ``final`` along half a cosine over ``total`` examples.
 
@@ -247,7 +231,7 @@ SCHEDULES = ("constant", "step", "cosine")
 
 def make_schedule(name, total_examples):
     """A schedule by name for a run of ``total_examples``: "constant"; "step" (x0.1 at half the
-    run, again at three quarters — as two StepDecay-like drops); "cosine" (to zero at the end)."""
+    run, again at three quarters); "cosine" (to zero at the end)."""
     if name == "constant":
         return Constant()
     if name == "step":
@@ -298,7 +282,8 @@ class Callback:
     """Hooks a Trainer calls; override what you need. ``trainer.history`` has the numbers."""
 
     def on_run_start(self, trainer):
-        """When ``run``/``fit`` starts."""
+        """When ``run``/``fit`` starts; ``trainer.planned_examples`` is how many examples it
+        will take (None for ``run(steps=...)``)."""
 
     def on_step(self, trainer, loss):
         """After every mini-batch step; ``loss`` is its mean loss."""
@@ -316,13 +301,13 @@ class Callback:
 class ProgressBar(Callback):
     """A tqdm bar on stderr counting examples: examples/s, smoothed loss, validation accuracy.
 
-    total: examples the bar expects (when None, every ``fit`` sets it to that call's length).
+    total: examples the bar expects (when None, each run's ``trainer.planned_examples``).
     Refreshes at most every ``every`` steps to keep the hot loop lean.
     """
 
     def __init__(self, total=None, every=50, desc="train", file=None, disable=False):
         self.total, self.every, self.desc = total, max(1, int(every)), desc
-        self.total_from_fit = total is None
+        self._fixed_total = total
         self.file, self.disable = file, disable
         self.bar = None
         self._counted = 0
@@ -332,6 +317,8 @@ class ProgressBar(Callback):
 
         from tqdm import tqdm
 
+        if self._fixed_total is None:
+            self.total = trainer.planned_examples
         self.bar = tqdm(total=self.total, desc=self.desc, unit="ex", unit_scale=True,
                         file=self.file or sys.stderr, disable=self.disable, smoothing=0.1,
                         dynamic_ncols=True)
@@ -450,16 +437,6 @@ class History:
     val_examples: list = field(default_factory=list)
     val_accuracy: list = field(default_factory=list)
 
-    def smoothed_loss(self, window=100):
-        """Mean of the last ``window`` steps' losses at each step: (steps,) float64."""
-        loss = np.asarray(self.loss, dtype=np.float64)
-        if len(loss) == 0:
-            return loss
-        cumsum = np.concatenate([[0.0], np.cumsum(loss)])
-        ends = np.arange(1, len(loss) + 1)
-        starts = np.maximum(ends - window, 0)
-        return (cumsum[ends] - cumsum[starts]) / (ends - starts)
-
     def summary(self):
         """A small JSON-friendly dict: steps, examples, final smoothed loss, validations,
         mean forward/backward ms per example."""
@@ -542,6 +519,7 @@ class Trainer:
         self._parallel = None   # the DataParallel, started at the first step when workers > 1
         self._parallel_starts = 0
         self.weight_average = None   # train_recipe's WeightAverage, when it averages
+        self.planned_examples = None  # examples the current run will take, for its callbacks
 
     def _notify(self, event, *args):
         # Callbacks may be Callback subclasses or any object with some of its methods.
@@ -683,6 +661,7 @@ class Trainer:
             raise ValueError("run needs exactly one of steps= or examples=")
         self._stop = False
         target = None if examples is None else self.examples_seen + int(examples)
+        self.planned_examples = None if examples is None else int(examples)
         taken = 0
         self._notify("on_run_start")
         try:
@@ -704,6 +683,7 @@ class Trainer:
                 self.validate()
         finally:
             self._notify("on_run_end")
+            self.planned_examples = None
         return self.history
 
     def fit(self, epochs=1):
@@ -711,10 +691,6 @@ class Trainer:
         stands), then validate once more unless that was just done. Returns the history."""
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0; got {epochs!r}")
-        for callback in self.callbacks:
-            if (isinstance(callback, ProgressBar) and callback.total_from_fit
-                    and callback.bar is None):
-                callback.total = int(round(epochs * len(self.x_train)))
         return self.run(examples=int(round(epochs * len(self.x_train))), validate_at_end=True)
 
 
@@ -768,18 +744,6 @@ def evaluate(net, images, labels, *, crops=1, seed=0, size=24, batch_size=64):
     labels = _check_labels(np.asarray(images), labels, "labels")
     probs = predict_proba(net, images, crops=crops, seed=seed, size=size, batch_size=batch_size)
     return float(np.mean(probs.argmax(axis=1) == labels))
-
-
-def per_class_accuracy(predictions, labels, num_classes=10):
-    """Accuracy for each true class: (num_classes,) float64; NaN for a class with no examples."""
-    predictions, labels = np.asarray(predictions), np.asarray(labels)
-    if predictions.shape != labels.shape:
-        raise ValueError(f"predictions and labels differ in shape: {predictions.shape} vs "
-                         f"{labels.shape}")
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    correct = np.bincount(labels[predictions == labels], minlength=num_classes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return correct / counts
 
 
 # --------------------------------------------------------------------------------------- recipes

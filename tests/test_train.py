@@ -71,8 +71,6 @@ def test_as_float_images():
 
 def test_schedules():
     assert train.Constant()(12345) == 1.0
-    step = train.StepDecay(every=100, factor=0.5)
-    assert [step(e) for e in (0, 99, 100, 250)] == [1.0, 1.0, 0.5, 0.25]
     cosine = train.Cosine(total=1000)
     assert cosine(0) == 1.0 and cosine(500) == pytest.approx(0.5) and cosine(1000) == 0.0
     assert cosine(2000) == 0.0
@@ -80,12 +78,6 @@ def test_schedules():
     assert [halves(e) for e in (0, 499, 500, 749, 750)] == [1.0, 1.0, 0.1, 0.1, 0.01]
     with pytest.raises(ValueError, match="unknown schedule 'linear'"):
         train.make_schedule("linear", 10)
-
-
-def test_smoothed_loss_is_a_trailing_mean():
-    history = train.History(loss=[4.0, 2.0, 0.0, 2.0])
-    assert np.allclose(history.smoothed_loss(window=2), [4.0, 3.0, 1.0, 1.0])
-    assert np.allclose(history.smoothed_loss(window=10), [4.0, 3.0, 2.0, 2.0])
 
 
 # ---------------------------------------------------------------------------------- trainer
@@ -160,7 +152,8 @@ def test_lr_and_momentum_can_change_between_steps():
 
 
 def test_schedule_sets_the_learning_rate_each_step():
-    trainer = _trainer(n=100, batch_size=10, schedule=train.StepDecay(every=50, factor=0.5),
+    halve_every_50 = lambda examples_seen: 0.5 ** (examples_seen // 50)  # noqa: E731
+    trainer = _trainer(n=100, batch_size=10, schedule=halve_every_50,
                        optimizer=SGD(lr=0.1, momentum=0.9))
     trainer.run(steps=10)
     assert trainer.history.lr == [0.1] * 5 + [0.05] * 5
@@ -268,13 +261,6 @@ def test_crop_evaluation_is_deterministic_for_a_seed():
     assert accuracy == np.mean(p1.argmax(axis=1) == labels)
     with pytest.raises(ValueError, match="crops"):
         train.predict_proba(net, images, crops=0)
-
-
-def test_per_class_accuracy():
-    predictions = np.array([0, 1, 1, 2, 0])
-    labels = np.array([0, 1, 2, 2, 1])
-    accuracy = train.per_class_accuracy(predictions, labels, num_classes=4)
-    assert np.allclose(accuracy[:3], [1.0, 0.5, 0.5]) and np.isnan(accuracy[3])
 
 
 # ------------------------------------------------------------------------- real MNIST, CLI
@@ -473,6 +459,20 @@ def test_a_progress_bar_reused_by_two_fits_expects_each_one_s_length(tmp_path):
     assert bar.total == 40
     trainer.fit(3)
     assert bar.total == 120
+
+
+def test_callbacks_read_the_planned_length_of_each_run():
+    class Plan(train.Callback):
+        planned = []
+
+        def on_run_start(self, trainer):
+            self.planned.append(trainer.planned_examples)
+
+    trainer = _trainer(n=40, callbacks=[Plan()])
+    trainer.fit(1.5)
+    trainer.run(examples=30)
+    trainer.run(steps=2)
+    assert Plan.planned == [60, 30, None] and trainer.planned_examples is None
 
 
 # ------------------------------------------------------------------------ weight averaging
