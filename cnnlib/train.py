@@ -748,35 +748,77 @@ def evaluate(net, images, labels, *, crops=1, seed=0, size=24, batch_size=64):
 
 # --------------------------------------------------------------------------------------- recipes
 
+def _model_names():
+    from .models import MODELS   # imported here, as in train_recipe, to stay light
+
+    return sorted(MODELS)
+
+
+def _option(default, help, check=None, choices=None, metavar=None, always=False, quick=False):
+    """A Recipe field with what the CLI's ``train`` needs to offer it as ``--name-with-dashes``.
+
+    help: the --help text. check: the name of the CLI's check of the value ("positive_int",
+    "seed", "positive_float", "non_negative_float", "fraction", "momentum"). choices: the allowed
+    values, or a function returning them. always: the command that reproduces a run names this
+    option even at its default (otherwise only when it differs). quick: a size for quick runs,
+    listed after the others. A bool field is a flag (``--full-train``).
+    """
+    return field(default=default, metadata={
+        "help": help, "check": check, "choices": choices, "metavar": metavar, "always": always,
+        "quick": quick})
+
+
 @dataclass
 class Recipe:
     """Everything that decides a training run of the CLI's ``train`` (saved in the model file).
 
-    full_train: train on all 60,000 training digits (no validation set) — only after the
-    hyper-parameters were chosen on the 50,000 / 10,000 split. train_size / val_size: use only
-    the first that many examples (quick runs and tests). slashed_zeros: add slashed copies of
-    this fraction of the training zeros (``cnnlib.strokes.slashed_zeros``; drawn digits have them,
-    MNIST hardly does). average_last: the fraction of the run, counted from its end, over which
-    the weights are averaged (``WeightAverage``; 0: the end point, as the original demo; 0.5 of
-    two epochs: the second). workers: processes sharing every batch (``Trainer``'s ``workers``).
+    Each field's ``metadata["help"]`` says what it does (``python -m cnnlib train --help`` shows
+    them all); the defaults are the original demo's recipe. average_last uses ``WeightAverage``,
+    slashed_zeros ``cnnlib.strokes.slashed_zeros``, workers ``Trainer``'s ``workers``.
     """
 
-    model: str = "seed"
-    epochs: float = 2
-    batch_size: int = 20
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    augment: str = "crop"
-    slashed_zeros: float = 0.0
-    seed: int = 0
-    validate_every: int = 10_000
-    full_train: bool = False
-    train_size: int | None = None
-    val_size: int | None = None
-    average_last: float = 0.0
-    workers: int = 1
+    model: str = _option("seed", "architecture (default: seed, the demo's 7,090-parameter network)",
+                         choices=_model_names, always=True)
+    epochs: float = _option(2, "passes over the training set, may be fractional (default: 2)",
+                            check="positive_float", always=True)
+    batch_size: int = _option(20, "default: 20", check="positive_int", always=True)
+    lr: float = _option(0.01, "learning rate (default: 0.01)", check="positive_float",
+                        always=True)
+    momentum: float = _option(0.9, "0 <= momentum < 1 (default: 0.9)", check="momentum",
+                              always=True)
+    weight_decay: float = _option(
+        0.0, "L2 weight decay on the weights (and batch norm's scales), not biases (default: 0)",
+        check="non_negative_float", always=True)
+    schedule: str = _option(
+        "constant", "learning-rate schedule over the run: constant, step (x0.1 at 1/2 and again "
+        "at 3/4), cosine (to 0) (default: constant)", choices=SCHEDULES, always=True)
+    augment: str = _option(
+        "crop", "crop: random 24x24 crops (default); affine: random rotation (+-10 deg), scale "
+        "(+-10%) and shift (+-2 px); elastic: affine plus elastic distortion",
+        choices=AUGMENTATIONS)
+    slashed_zeros: float = _option(
+        0.0, "add a slashed copy (like a crossed 0) of this fraction of the training zeros to the "
+        "training set (default: 0)", check="fraction", metavar="F")
+    seed: int = _option(0, "seed of the one random generator: weights, shuffles, crops",
+                        check="seed", always=True)
+    validate_every: int = _option(10_000, "validate after every N examples (default: 10000)",
+                                  check="positive_int", metavar="N", always=True)
+    full_train: bool = _option(
+        False, "train on all 60,000 training digits, no validation (only after choosing "
+        "hyper-parameters on the validation set)")
+    train_size: int | None = _option(None, "use only the first N training digits (quick runs)",
+                                     check="positive_int", metavar="N", quick=True)
+    val_size: int | None = _option(
+        None, "validate on the first N validation digits only (quick runs)", check="positive_int",
+        metavar="N", quick=True)
+    average_last: float = _option(
+        0.0, "end with the mean of the weights over the last fraction F of the run (Polyak "
+        "averaging; 0.5 of 2 epochs: the second; default: 0, the end point)", check="fraction",
+        metavar="F")
+    workers: int = _option(
+        1, "processes that share every batch, one per core (cnnlib.parallel; default: 1). "
+        "Results depend on N: in the last bits of every step, and with batch norm (normalized "
+        "per share) more", check="positive_int", metavar="N")
 
 
 def train_recipe(recipe, split, *, progress=True, callbacks=()):
