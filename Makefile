@@ -9,7 +9,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
 # The README's test command: unit tests, the real-browser test and every notebook under nbval.
-PYTEST_ARGS := -n 2 --dist loadfile --nbval --nbval-current-env \
+# One cell of any notebook may run 300 s under nbval before it fails (nbval's default: 2000 s);
+# the option is here, not in pyproject's addopts, so pytest runs without nbval installed too.
+PYTEST_ARGS := -n 2 --dist loadfile --nbval --nbval-current-env --nbval-cell-timeout=300 \
                --nbval-sanitize-with notebooks/nbval-sanitize.cfg tests notebooks
 
 # make lab: JupyterLab on LAB_FOLDER at http://LAB_IP:LAB_PORT (the next free port when that one is

@@ -169,27 +169,40 @@ def _print_accuracies(probabilities, labels) -> None:
                      for digit in range(10))
 
 
+def _recipe_options():
+    """The Recipe fields in the order the ``train`` command lists them: the quick-run sizes
+    (``metadata["quick"]``) last."""
+    import dataclasses
+
+    from cnnlib.train import Recipe
+
+    fields = dataclasses.fields(Recipe)
+    return [f for f in fields if not f.metadata["quick"]] + [f for f in fields
+                                                             if f.metadata["quick"]]
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 def _train_command(recipe, args: argparse.Namespace) -> str:
-    """The command line that reproduces this run (kept in the model file's header)."""
-    words = ["python -m cnnlib train", f"--model {recipe.model}", f"--epochs {recipe.epochs:g}",
-             f"--batch-size {recipe.batch_size}", f"--lr {recipe.lr:g}",
-             f"--momentum {recipe.momentum:g}", f"--weight-decay {recipe.weight_decay:g}",
-             f"--schedule {recipe.schedule}", f"--seed {recipe.seed}",
-             f"--validate-every {recipe.validate_every}"]
-    if recipe.augment != "crop":
-        words.append(f"--augment {recipe.augment}")
-    if recipe.slashed_zeros:
-        words.append(f"--slashed-zeros {recipe.slashed_zeros:g}")
-    if recipe.full_train:
-        words.append("--full-train")
-    if recipe.average_last:
-        words.append(f"--average-last {recipe.average_last:g}")
-    if recipe.workers > 1:
-        words.append(f"--workers {recipe.workers}")
-    for flag, value in [("--train-size", recipe.train_size), ("--val-size", recipe.val_size),
-                        ("--test-size", args.test_size)]:
-        if value is not None:
-            words.append(f"{flag} {value}")
+    """The command line that reproduces this run (kept in the model file's header): every option
+    marked ``always``, then those that differ from their default, then ``--test-size`` and
+    ``--out``."""
+    options = _recipe_options()
+    words = ["python -m cnnlib train"]
+    for always in (True, False):
+        for field in options:
+            value = getattr(recipe, field.name)
+            if field.metadata["always"] != always or (not always and value == field.default):
+                continue
+            if isinstance(value, bool):
+                words.append(_flag(field.name))
+            else:
+                words.append(f"{_flag(field.name)} {value:g}" if isinstance(value, float)
+                             else f"{_flag(field.name)} {value}")
+    if args.test_size is not None:
+        words.append(f"--test-size {args.test_size}")
     return " ".join(words + [f"--out {args.out}"])
 
 
@@ -202,13 +215,8 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from cnnlib import data, models, train
 
     out = _check_out(args.out, "model.npz")
-    recipe = train.Recipe(
-        model=args.model, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        momentum=args.momentum, weight_decay=args.weight_decay, schedule=args.schedule,
-        augment=args.augment, slashed_zeros=args.slashed_zeros, seed=args.seed,
-        validate_every=args.validate_every, full_train=args.full_train,
-        train_size=args.train_size, val_size=args.val_size, average_last=args.average_last,
-        workers=args.workers)
+    recipe = train.Recipe(**{field.name: getattr(args, field.name)
+                             for field in dataclasses.fields(train.Recipe)})
     with _mnist_errors():
         split = data.load_mnist_split(progress=not args.quiet)
     start = time.perf_counter()
@@ -295,13 +303,15 @@ _positive_float = _number(float, lambda value: value > 0, "a finite number > 0")
 _non_negative_float = _number(float, lambda value: value >= 0, "a finite number >= 0")
 _fraction = _number(float, lambda value: 0 <= value <= 1, "a fraction between 0 and 1")
 _momentum = _number(float, lambda value: 0 <= value < 1, "a number >= 0 and < 1")
+# The checks a Recipe field's metadata["check"] names.
+_CHECKS = {"positive_int": _positive_int, "seed": _seed, "positive_float": _positive_float,
+           "non_negative_float": _non_negative_float, "fraction": _fraction,
+           "momentum": _momentum}
 
 
 def _add_training_commands(commands) -> None:
-    """The ``train`` and ``evaluate`` subcommands."""
-    from cnnlib.models import MODELS
-    from cnnlib.train import AUGMENTATIONS, SCHEDULES
-
+    """The ``train`` and ``evaluate`` subcommands; ``train`` has an option for every field of
+    ``cnnlib.train.Recipe``, with the help, check and choices the field's metadata gives."""
     train = commands.add_parser(
         "train",
         help="train a network on MNIST and save it",
@@ -310,49 +320,19 @@ def _add_training_commands(commands) -> None:
         "then print the accuracy on the 10,000 test digits (centre crop) and save the network. "
         "The defaults are the original demo's recipe.",
     )
-    train.add_argument("--model", default="seed", choices=sorted(MODELS),
-                       help="architecture (default: seed, the demo's 7,090-parameter network)")
-    train.add_argument("--epochs", type=_positive_float, default=2,
-                       help="passes over the training set, may be fractional (default: 2)")
-    train.add_argument("--batch-size", type=_positive_int, default=20, help="default: 20")
-    train.add_argument("--lr", type=_positive_float, default=0.01,
-                       help="learning rate (default: 0.01)")
-    train.add_argument("--momentum", type=_momentum, default=0.9,
-                       help="0 <= momentum < 1 (default: 0.9)")
-    train.add_argument("--weight-decay", type=_non_negative_float, default=0.0,
-                       help="L2 weight decay on the weights (and batch norm's scales), not biases "
-                       "(default: 0)")
-    train.add_argument("--schedule", default="constant", choices=SCHEDULES,
-                       help="learning-rate schedule over the run: constant, step (x0.1 at 1/2 "
-                       "and again at 3/4), cosine (to 0) (default: constant)")
-    train.add_argument("--augment", default="crop", choices=AUGMENTATIONS,
-                       help="crop: random 24x24 crops (default); affine: random rotation "
-                       "(+-10 deg), scale (+-10%%) and shift (+-2 px); elastic: affine plus "
-                       "elastic distortion")
-    train.add_argument("--slashed-zeros", type=_fraction, default=0.0, metavar="F",
-                       help="add a slashed copy (like a crossed 0) of this fraction of the "
-                       "training zeros to the training set (default: 0)")
-    train.add_argument("--seed", type=_seed, default=0,
-                       help="seed of the one random generator: weights, shuffles, crops")
-    train.add_argument("--average-last", type=_fraction, default=0.0, metavar="F",
-                       help="end with the mean of the weights over the last fraction F of the "
-                       "run (Polyak averaging; 0.5 of 2 epochs: the second; default: 0, the "
-                       "end point)")
-    train.add_argument("--validate-every", type=_positive_int, default=10_000, metavar="N",
-                       help="validate after every N examples (default: 10000)")
-    train.add_argument("--full-train", action="store_true",
-                       help="train on all 60,000 training digits, no validation (only after "
-                       "choosing hyper-parameters on the validation set)")
-    train.add_argument("--train-size", type=_positive_int, metavar="N",
-                       help="use only the first N training digits (quick runs)")
-    train.add_argument("--val-size", type=_positive_int, metavar="N",
-                       help="validate on the first N validation digits only (quick runs)")
+    for field in _recipe_options():
+        meta = field.metadata
+        help = meta["help"].replace("%", "%%")      # argparse formats help with %
+        if isinstance(field.default, bool):
+            train.add_argument(_flag(field.name), action="store_true", help=help)
+            continue
+        choices = meta["choices"]
+        train.add_argument(_flag(field.name), default=field.default, help=help,
+                           type=_CHECKS[meta["check"]] if meta["check"] else None,
+                           choices=choices() if callable(choices) else choices,
+                           metavar=meta["metavar"])
     train.add_argument("--test-size", type=_positive_int, metavar="N",
                        help="test on the first N test digits only (quick runs)")
-    train.add_argument("--workers", type=_positive_int, default=1, metavar="N",
-                       help="processes that share every batch, one per core "
-                       "(cnnlib.parallel; default: 1). Results depend on N: in the last bits "
-                       "of every step, and with batch norm (normalized per share) more")
     train.add_argument("--out", required=True, metavar="PATH",
                        help="where to save the network (.npz; written atomically)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -3,8 +3,8 @@
 numpy runs each operation on one core, and the reference network's arrays are too small for a
 multi-threaded BLAS to help. Python threads do not help either: they take turns holding the
 interpreter lock between numpy calls, and this network makes thousands of short calls per second
-(measured on a 2-core Xeon: two threads training side by side 1.1-1.4x one thread; two processes
-1.8-2.0x). So, like PyTorch's DistributedDataParallel, cnnlib uses *processes*: the main process
+(the README's Speed section has the measurements). So, like PyTorch's DistributedDataParallel,
+cnnlib uses *processes*: the main process
 and ``workers - 1`` worker processes each hold a copy of the network and take one share of every
 batch.
 

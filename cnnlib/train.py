@@ -62,9 +62,9 @@ from .network import forward_backward
 from .optim import SGD
 
 __all__ = [
-    "History", "Trainer", "fit", "evaluate", "predict_proba", "per_class_accuracy",
+    "History", "Trainer", "fit", "evaluate", "predict_proba",
     "as_float_images", "RandomCrop", "CenterCrop", "Compose",
-    "Constant", "StepDecay", "Cosine", "make_schedule", "SCHEDULES",
+    "Constant", "Cosine", "make_schedule", "SCHEDULES",
     "Callback", "ProgressBar", "WeightAverage", "Recipe", "train_recipe",
     "AUGMENTATIONS", "make_augment",
 ]
@@ -206,22 +206,6 @@ class Constant:
         return "Constant()"
 
 
-class StepDecay:
-    """lr factor ``factor ** k`` after the k-th multiple of ``every`` examples."""
-
-    def __init__(self, every, factor=0.1):
-        if every < 1 or not 0 < factor <= 1:
-            raise ValueError(f"StepDecay needs every >= 1 and 0 < factor <= 1; got every={every}, "
-                             f"factor={factor}")
-        self.every, self.factor = int(every), float(factor)
-
-    def __call__(self, examples_seen):
-        return self.factor ** (examples_seen // self.every)
-
-    def __repr__(self):
-        return f"StepDecay(every={self.every}, factor={self.factor})"
-
-
 class Cosine:
     """lr factor falling from 1 to ``final`` along half a cosine over ``total`` examples.
 
@@ -247,7 +231,7 @@ SCHEDULES = ("constant", "step", "cosine")
 
 def make_schedule(name, total_examples):
     """A schedule by name for a run of ``total_examples``: "constant"; "step" (x0.1 at half the
-    run, again at three quarters — as two StepDecay-like drops); "cosine" (to zero at the end)."""
+    run, again at three quarters); "cosine" (to zero at the end)."""
     if name == "constant":
         return Constant()
     if name == "step":
@@ -298,7 +282,8 @@ class Callback:
     """Hooks a Trainer calls; override what you need. ``trainer.history`` has the numbers."""
 
     def on_run_start(self, trainer):
-        """When ``run``/``fit`` starts."""
+        """When ``run``/``fit`` starts; ``trainer.planned_examples`` is how many examples it
+        will take (None for ``run(steps=...)``)."""
 
     def on_step(self, trainer, loss):
         """After every mini-batch step; ``loss`` is its mean loss."""
@@ -316,13 +301,13 @@ class Callback:
 class ProgressBar(Callback):
     """A tqdm bar on stderr counting examples: examples/s, smoothed loss, validation accuracy.
 
-    total: examples the bar expects (when None, every ``fit`` sets it to that call's length).
+    total: examples the bar expects (when None, each run's ``trainer.planned_examples``).
     Refreshes at most every ``every`` steps to keep the hot loop lean.
     """
 
     def __init__(self, total=None, every=50, desc="train", file=None, disable=False):
         self.total, self.every, self.desc = total, max(1, int(every)), desc
-        self.total_from_fit = total is None
+        self._fixed_total = total
         self.file, self.disable = file, disable
         self.bar = None
         self._counted = 0
@@ -332,6 +317,8 @@ class ProgressBar(Callback):
 
         from tqdm import tqdm
 
+        if self._fixed_total is None:
+            self.total = trainer.planned_examples
         self.bar = tqdm(total=self.total, desc=self.desc, unit="ex", unit_scale=True,
                         file=self.file or sys.stderr, disable=self.disable, smoothing=0.1,
                         dynamic_ncols=True)
@@ -450,16 +437,6 @@ class History:
     val_examples: list = field(default_factory=list)
     val_accuracy: list = field(default_factory=list)
 
-    def smoothed_loss(self, window=100):
-        """Mean of the last ``window`` steps' losses at each step: (steps,) float64."""
-        loss = np.asarray(self.loss, dtype=np.float64)
-        if len(loss) == 0:
-            return loss
-        cumsum = np.concatenate([[0.0], np.cumsum(loss)])
-        ends = np.arange(1, len(loss) + 1)
-        starts = np.maximum(ends - window, 0)
-        return (cumsum[ends] - cumsum[starts]) / (ends - starts)
-
     def summary(self):
         """A small JSON-friendly dict: steps, examples, final smoothed loss, validations,
         mean forward/backward ms per example."""
@@ -542,6 +519,7 @@ class Trainer:
         self._parallel = None   # the DataParallel, started at the first step when workers > 1
         self._parallel_starts = 0
         self.weight_average = None   # train_recipe's WeightAverage, when it averages
+        self.planned_examples = None  # examples the current run will take, for its callbacks
 
     def _notify(self, event, *args):
         # Callbacks may be Callback subclasses or any object with some of its methods.
@@ -683,6 +661,7 @@ class Trainer:
             raise ValueError("run needs exactly one of steps= or examples=")
         self._stop = False
         target = None if examples is None else self.examples_seen + int(examples)
+        self.planned_examples = None if examples is None else int(examples)
         taken = 0
         self._notify("on_run_start")
         try:
@@ -704,6 +683,7 @@ class Trainer:
                 self.validate()
         finally:
             self._notify("on_run_end")
+            self.planned_examples = None
         return self.history
 
     def fit(self, epochs=1):
@@ -711,10 +691,6 @@ class Trainer:
         stands), then validate once more unless that was just done. Returns the history."""
         if epochs <= 0:
             raise ValueError(f"epochs must be > 0; got {epochs!r}")
-        for callback in self.callbacks:
-            if (isinstance(callback, ProgressBar) and callback.total_from_fit
-                    and callback.bar is None):
-                callback.total = int(round(epochs * len(self.x_train)))
         return self.run(examples=int(round(epochs * len(self.x_train))), validate_at_end=True)
 
 
@@ -770,49 +746,79 @@ def evaluate(net, images, labels, *, crops=1, seed=0, size=24, batch_size=64):
     return float(np.mean(probs.argmax(axis=1) == labels))
 
 
-def per_class_accuracy(predictions, labels, num_classes=10):
-    """Accuracy for each true class: (num_classes,) float64; NaN for a class with no examples."""
-    predictions, labels = np.asarray(predictions), np.asarray(labels)
-    if predictions.shape != labels.shape:
-        raise ValueError(f"predictions and labels differ in shape: {predictions.shape} vs "
-                         f"{labels.shape}")
-    counts = np.bincount(labels, minlength=num_classes).astype(np.float64)
-    correct = np.bincount(labels[predictions == labels], minlength=num_classes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return correct / counts
-
-
 # --------------------------------------------------------------------------------------- recipes
+
+def _model_names():
+    from .models import MODELS   # imported here, as in train_recipe, to stay light
+
+    return sorted(MODELS)
+
+
+def _option(default, help, check=None, choices=None, metavar=None, always=False, quick=False):
+    """A Recipe field with what the CLI's ``train`` needs to offer it as ``--name-with-dashes``.
+
+    help: the --help text. check: the name of the CLI's check of the value ("positive_int",
+    "seed", "positive_float", "non_negative_float", "fraction", "momentum"). choices: the allowed
+    values, or a function returning them. always: the command that reproduces a run names this
+    option even at its default (otherwise only when it differs). quick: a size for quick runs,
+    listed after the others. A bool field is a flag (``--full-train``).
+    """
+    return field(default=default, metadata={
+        "help": help, "check": check, "choices": choices, "metavar": metavar, "always": always,
+        "quick": quick})
+
 
 @dataclass
 class Recipe:
     """Everything that decides a training run of the CLI's ``train`` (saved in the model file).
 
-    full_train: train on all 60,000 training digits (no validation set) — only after the
-    hyper-parameters were chosen on the 50,000 / 10,000 split. train_size / val_size: use only
-    the first that many examples (quick runs and tests). slashed_zeros: add slashed copies of
-    this fraction of the training zeros (``cnnlib.strokes.slashed_zeros``; drawn digits have them,
-    MNIST hardly does). average_last: the fraction of the run, counted from its end, over which
-    the weights are averaged (``WeightAverage``; 0: the end point, as the original demo; 0.5 of
-    two epochs: the second). workers: processes sharing every batch (``Trainer``'s ``workers``).
+    Each field's ``metadata["help"]`` says what it does (``python -m cnnlib train --help`` shows
+    them all); the defaults are the original demo's recipe. average_last uses ``WeightAverage``,
+    slashed_zeros ``cnnlib.strokes.slashed_zeros``, workers ``Trainer``'s ``workers``.
     """
 
-    model: str = "seed"
-    epochs: float = 2
-    batch_size: int = 20
-    lr: float = 0.01
-    momentum: float = 0.9
-    weight_decay: float = 0.0
-    schedule: str = "constant"
-    augment: str = "crop"
-    slashed_zeros: float = 0.0
-    seed: int = 0
-    validate_every: int = 10_000
-    full_train: bool = False
-    train_size: int | None = None
-    val_size: int | None = None
-    average_last: float = 0.0
-    workers: int = 1
+    model: str = _option("seed", "architecture (default: seed, the demo's 7,090-parameter network)",
+                         choices=_model_names, always=True)
+    epochs: float = _option(2, "passes over the training set, may be fractional (default: 2)",
+                            check="positive_float", always=True)
+    batch_size: int = _option(20, "default: 20", check="positive_int", always=True)
+    lr: float = _option(0.01, "learning rate (default: 0.01)", check="positive_float",
+                        always=True)
+    momentum: float = _option(0.9, "0 <= momentum < 1 (default: 0.9)", check="momentum",
+                              always=True)
+    weight_decay: float = _option(
+        0.0, "L2 weight decay on the weights (and batch norm's scales), not biases (default: 0)",
+        check="non_negative_float", always=True)
+    schedule: str = _option(
+        "constant", "learning-rate schedule over the run: constant, step (x0.1 at 1/2 and again "
+        "at 3/4), cosine (to 0) (default: constant)", choices=SCHEDULES, always=True)
+    augment: str = _option(
+        "crop", "crop: random 24x24 crops (default); affine: random rotation (+-10 deg), scale "
+        "(+-10%) and shift (+-2 px); elastic: affine plus elastic distortion",
+        choices=AUGMENTATIONS)
+    slashed_zeros: float = _option(
+        0.0, "add a slashed copy (like a crossed 0) of this fraction of the training zeros to the "
+        "training set (default: 0)", check="fraction", metavar="F")
+    seed: int = _option(0, "seed of the one random generator: weights, shuffles, crops",
+                        check="seed", always=True)
+    validate_every: int = _option(10_000, "validate after every N examples (default: 10000)",
+                                  check="positive_int", metavar="N", always=True)
+    full_train: bool = _option(
+        False, "train on all 60,000 training digits, no validation (only after choosing "
+        "hyper-parameters on the validation set)")
+    train_size: int | None = _option(None, "use only the first N training digits (quick runs)",
+                                     check="positive_int", metavar="N", quick=True)
+    val_size: int | None = _option(
+        None, "validate on the first N validation digits only (quick runs)", check="positive_int",
+        metavar="N", quick=True)
+    average_last: float = _option(
+        0.0, "end with the mean of the weights over the last fraction F of the run (Polyak "
+        "averaging; 0.5 of 2 epochs: the second; default: 0, the end point)", check="fraction",
+        metavar="F")
+    workers: int = _option(
+        1, "processes that share every batch, one per core (cnnlib.parallel; default: 1). "
+        "Results depend on N: in the last bits of every step, and with batch norm (normalized "
+        "per share) more", check="positive_int", metavar="N")
 
 
 def train_recipe(recipe, split, *, progress=True, callbacks=()):

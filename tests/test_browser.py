@@ -461,7 +461,7 @@ def digits():
     a two-stroke digit recognized with p >= 0.95 whose first stroke alone shows something else."""
     _require(DEV_SET.is_file(), f"the pen-digit dev set {DEV_SET} is missing")
     from cnnlib.strokes import fit_to_box, load_strokes
-    from cnnlib.widgets import DigitPad
+    from cnnlib.ui.pad import DigitPad
 
     pad = DigitPad(replay=None)
     best = {}

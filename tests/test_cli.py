@@ -1,20 +1,24 @@
-"""The command line's handling of bad input: one ``error: ...`` line (exit code 1, or argparse's 2),
-checked before any long work, and no half-written files. Training runs here are tiny (40 digits)."""
+"""The command line: its handling of bad input (one ``error: ...`` line, exit code 1, or
+argparse's 2, checked before any long work, and no half-written files), then train and evaluate on
+real MNIST. Training runs here are tiny (40 to 300 digits)."""
 
+import dataclasses
 import json
 import os
+import re
 import stat
 import warnings
 
 import numpy as np
 import pytest
 
-from cnnlib import data, models
+from cnnlib import data, models, train
 from cnnlib.__main__ import build_parser, main
 from cnnlib.layers import Flatten, Linear
 from cnnlib.network import Sequential
 
 TINY = ["--train-size", "40", "--val-size", "20", "--test-size", "20", "--quiet"]
+ACCURACY_LINE = re.compile(r"^test accuracy: [01]\.\d{4}$", re.MULTILINE)
 
 
 @pytest.fixture
@@ -219,3 +223,165 @@ def test_bench_help_names_the_network_it_times(capsys):
     assert "of the network chosen with --model" in text
     assert "reference network at each batch size" not in text
     assert "the seed network (whatever --model says)" in text
+
+
+# ------------------------------------------------------------- train and evaluate on real MNIST
+
+@pytest.mark.slow
+def test_cli_train_then_evaluate(tmp_path, capsys, mnist):
+    out = tmp_path / "tiny.npz"
+    code = main(["train", "--train-size", "300", "--val-size", "200", "--test-size", "500",
+                 "--epochs", "1", "--validate-every", "100", "--seed", "3", "--quiet",
+                 "--out", str(out)])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert len(ACCURACY_LINE.findall(printed)) == 1
+    assert re.search(r"^validation accuracy: [01]\.\d{4}$", printed, re.MULTILINE)
+    header = models.read_header(out)
+    info = header["info"]
+    assert info["recipe"]["seed"] == 3 and info["recipe"]["train_size"] == 300
+    assert info["history"]["examples"] == 300 and info["test_examples"] == 500
+    accuracy = float(ACCURACY_LINE.search(printed).group().split()[-1])
+    assert accuracy == pytest.approx(info["test_accuracy"], abs=5e-5)
+    assert info["command"].startswith("python -m cnnlib train --model seed --epochs 1")
+
+    assert main(["evaluate", str(out), "--test-size", "500", "--quiet"]) == 0
+    evaluated = capsys.readouterr().out
+    assert ACCURACY_LINE.search(evaluated).group() == ACCURACY_LINE.search(printed).group()
+    digit_lines = re.findall(r"^  (\d): [01]\.\d{4} \((\d+)/(\d+)\)$", evaluated, re.MULTILINE)
+    assert [int(d) for d, _, _ in digit_lines] == list(range(10))
+    assert sum(int(total) for _, _, total in digit_lines) == 500
+
+    runs = []
+    for seed in ("1", "1", "2"):
+        assert main(["evaluate", str(out), "--test-size", "500", "--crops", "4",
+                     "--seed", seed, "--quiet"]) == 0
+        runs.append(capsys.readouterr().out)
+    assert runs[0] == runs[1] and ACCURACY_LINE.search(runs[0])
+    assert "4 random crops (seed 2)" in runs[2]
+
+
+@pytest.mark.slow
+def test_cli_train_with_slashed_zeros_adds_them_to_the_training_set(tmp_path, capsys, mnist):
+    out = tmp_path / "tiny.npz"
+    assert main(["train", "--train-size", "300", "--val-size", "100", "--test-size", "100",
+                 "--epochs", "1", "--slashed-zeros", "0.5", "--quiet", "--out", str(out)]) == 0
+    zeros = int((mnist.y_train[:300] == 0).sum())
+    assert f"on {300 + round(0.5 * zeros)} images" in capsys.readouterr().out
+    info = models.read_header(out)["info"]
+    assert info["recipe"]["slashed_zeros"] == 0.5 and "--slashed-zeros 0.5" in info["command"]
+    with pytest.raises(SystemExit):
+        main(["train", "--slashed-zeros", "2", "--out", str(out)])
+    assert "between 0 and 1" in capsys.readouterr().err
+
+
+def test_cli_evaluate_missing_file(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path / "none.npz"), "--quiet"]) == 1
+    assert f"no model file at {tmp_path / 'none.npz'}" in capsys.readouterr().err
+
+
+def test_cli_help_mentions_every_option(capsys):
+    for command, options in [("train", ["--epochs", "--batch-size", "--lr", "--momentum",
+                                        "--weight-decay", "--schedule", "--seed",
+                                        "--validate-every", "--full-train", "--out"]),
+                             ("evaluate", ["--crops", "--seed"])]:
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0
+        text = capsys.readouterr().out
+        assert all(option in text for option in options)
+
+
+def test_cli_output_into_a_closed_pipe_ends_quietly(monkeypatch):
+    # `python -m cnnlib evaluate ... | head -1`: the reader goes away; no traceback, exit code 1.
+    import os
+    import sys
+
+    from cnnlib.__main__ import cli
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    closed_pipe = os.fdopen(write_end, "w")
+    monkeypatch.setattr(sys, "stdout", closed_pipe)
+    monkeypatch.setattr(sys, "argv", ["cnnlib", "train", "--help"])
+    try:
+        assert cli() == 1
+    finally:
+        monkeypatch.undo()
+        closed_pipe.close()
+
+
+@pytest.mark.slow
+def test_evaluate_prints_the_accuracy_of_the_crops_and_seed_asked_for(tmp_path, capsys, mnist):
+    out = models.save_model(models.seed_net(rng=np.random.default_rng(0)), tmp_path / "n.npz")
+    x, y = mnist.x_test[:300], mnist.y_test[:300]
+    for crops, seed in [(1, 0), (4, 1), (4, 2)]:
+        assert main(["evaluate", str(out), "--test-size", "300", "--crops", str(crops),
+                     "--seed", str(seed), "--quiet"]) == 0
+        printed = re.search(r"^test accuracy: (\S+)$", capsys.readouterr().out, re.M).group(1)
+        expected = train.evaluate(models.load_model(out), x, y, crops=crops, seed=seed)
+        assert printed == f"{expected:.4f}"
+
+
+@pytest.mark.slow
+def test_cli_train_with_average_last_reports_both_validations(tmp_path, capsys, mnist):
+    out = tmp_path / "tiny.npz"
+    assert main(["train", "--train-size", "300", "--val-size", "100", "--test-size", "100",
+                 "--epochs", "1", "--average-last", "0.5", "--quiet", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "weights averaged over the last 8 steps (0.5 of the run)" in printed
+    end = re.search(r"^validation accuracy of the end point, before averaging: (\S+)$",
+                    printed, re.M)
+    final = re.search(r"^validation accuracy: (\S+)$", printed, re.M)
+    assert end and final and len(ACCURACY_LINE.findall(printed)) == 1
+    info = models.read_header(out)["info"]
+    assert info["recipe"]["average_last"] == 0.5 and "--average-last 0.5" in info["command"]
+    assert f"{info['validation_accuracy']:.4f}" == final.group(1)
+
+
+@pytest.mark.slow
+def test_cli_train_with_workers_records_them(tmp_path, capsys, mnist):
+    out = tmp_path / "tiny.npz"
+    assert main(["train", "--train-size", "300", "--val-size", "100", "--test-size", "100",
+                 "--epochs", "1", "--workers", "2", "--quiet", "--out", str(out)]) == 0
+    assert "test accuracy:" in capsys.readouterr().out
+    info = models.read_header(out)["info"]
+    assert info["recipe"]["workers"] == 2 and "--workers 2" in info["command"]
+
+
+# ------------------------------------------------------------------ train's options from Recipe
+
+def _recipe_of(argv):
+    args = build_parser().parse_args(["train", *argv])
+    return args, train.Recipe(**{field.name: getattr(args, field.name)
+                                 for field in dataclasses.fields(train.Recipe)})
+
+
+def test_every_recipe_field_is_a_train_option_with_the_recipe_s_default():
+    args, recipe = _recipe_of(["--out", "x.npz"])
+    assert recipe == train.Recipe()
+    for field in dataclasses.fields(train.Recipe):
+        assert field.metadata["help"], field.name
+
+
+def test_the_command_that_reproduces_a_run_gives_the_same_recipe():
+    from cnnlib.__main__ import _train_command
+
+    argv = ["--model", "deep", "--epochs", "2.5", "--batch-size", "64", "--lr", "0.02",
+            "--momentum", "0", "--weight-decay", "5e-4", "--schedule", "cosine", "--augment",
+            "elastic", "--slashed-zeros", "0.25", "--seed", "3", "--validate-every", "1000000",
+            "--full-train", "--train-size", "300", "--val-size", "20", "--test-size", "7",
+            "--average-last", "0.5", "--workers", "2", "--out", "y.npz"]
+    args, recipe = _recipe_of(argv)
+    command = _train_command(recipe, args)
+    assert command == (
+        "python -m cnnlib train --model deep --epochs 2.5 --batch-size 64 --lr 0.02 --momentum 0 "
+        "--weight-decay 0.0005 --schedule cosine --seed 3 --validate-every 1000000 --augment "
+        "elastic --slashed-zeros 0.25 --full-train --average-last 0.5 --workers 2 --train-size "
+        "300 --val-size 20 --test-size 7 --out y.npz")
+    again_args, again = _recipe_of(command.split()[4:])
+    assert again == recipe and again_args.test_size == 7
+    args, recipe = _recipe_of(["--out", "x.npz"])
+    assert _train_command(recipe, args) == (
+        "python -m cnnlib train --model seed --epochs 2 --batch-size 20 --lr 0.01 --momentum 0.9 "
+        "--weight-decay 0 --schedule constant --seed 0 --validate-every 10000 --out x.npz")

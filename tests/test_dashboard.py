@@ -1,4 +1,4 @@
-"""cnnlib.dashboard: the training thread, the controls, the analysis tabs and save/load, without a
+"""cnnlib.ui.dashboard: the training thread, the controls, the analysis tabs and save/load, without a
 browser. Button clicks go through ``Button.click()``, which runs the same handlers a click in
 JupyterLab does; slider moves set ``.value`` as a front-end change would.
 
@@ -16,7 +16,7 @@ import pytest  # noqa: E402
 
 from cnnlib import models, train  # noqa: E402
 from cnnlib.data import MnistSplit  # noqa: E402
-from cnnlib.dashboard import TrainingDashboard  # noqa: E402
+from cnnlib.ui.dashboard import TrainingDashboard  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -248,7 +248,7 @@ import json
 import numpy as np
 from IPython.display import display
 from cnnlib.data import MnistSplit
-from cnnlib.dashboard import TrainingDashboard
+from cnnlib.ui.dashboard import TrainingDashboard
 rng = np.random.default_rng(0)
 def digits(n):
     return (rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),

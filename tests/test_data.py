@@ -408,13 +408,9 @@ TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-@pytest.fixture(scope="module")
-def mnist():
-    return data.load_mnist()
-
-
 @pytest.mark.slow
-def test_real_mnist_shapes_dtypes_and_label_counts(mnist):
+def test_real_mnist_shapes_dtypes_and_label_counts():
+    mnist = data.load_mnist(progress=False)
     train_x, train_y, test_x, test_y = mnist
     assert train_x.shape == (60000, 28, 28) and train_y.shape == (60000,)
     assert test_x.shape == (10000, 28, 28) and test_y.shape == (10000,)
@@ -436,7 +432,7 @@ def test_real_mnist_split():
 
 @pytest.mark.slow
 def test_real_mnist_crops(mnist):
-    images = mnist[0][:2000]
+    images = mnist.x_train[:2000]
     crops = data.random_crops(images, 24, rng=np.random.default_rng(0))
     assert crops.shape == (2000, 24, 24) and crops.dtype == np.uint8
     # every crop is one of the 5x5 windows of its image

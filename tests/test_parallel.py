@@ -14,7 +14,7 @@ from cnnlib.deep import deep_net
 from cnnlib.losses import softmax_cross_entropy
 from cnnlib.parallel import DataParallel, WorkerError, shares
 
-from test_train import _fake_digits, _trainer
+from helpers import fake_digits, make_trainer
 
 
 def _batch(n, seed=0):
@@ -146,7 +146,7 @@ def test_after_a_failure_in_any_share_the_next_call_gets_its_own_answers():
 
 def test_an_interrupted_call_closes_the_pool_and_a_trainer_starts_a_new_one(monkeypatch):
     # Ctrl-C while waiting for an answer leaves it in the pipe: the pool must not be reused.
-    trainer = _trainer(n=200, batch_size=20, workers=2)
+    trainer = make_trainer(n=200, batch_size=20, workers=2)
     try:
         trainer.run(steps=2)
         parallel = trainer._parallel
@@ -217,7 +217,7 @@ def test_bad_arguments_are_refused():
     with pytest.raises(ValueError, match="takes a cnnlib Sequential"):
         DataParallel([net], workers=2)
     with pytest.raises(ValueError, match="workers must be an integer >= 1"):
-        _trainer(workers=1.5)
+        make_trainer(workers=1.5)
     one = DataParallel(net, workers=1)          # no processes: plain calls
     x, y = _batch(4)
     with pytest.raises(ValueError, match="differ in length"):
@@ -228,7 +228,7 @@ def test_bad_arguments_are_refused():
 def test_a_trainer_with_workers_reproduces_and_tracks_the_one_process_run():
     runs = []
     for workers in (2, 2, 1):
-        trainer = _trainer(n=200, batch_size=20, workers=workers, validate_every=100)
+        trainer = make_trainer(n=200, batch_size=20, workers=workers, validate_every=100)
         trainer.run(steps=15)
         runs.append((trainer.net, trainer.history))
         trainer.close()
@@ -242,23 +242,6 @@ def test_a_trainer_with_workers_reproduces_and_tracks_the_one_process_run():
     assert all(ms > 0 for ms in history.forward_ms + history.backward_ms)
 
 
-@pytest.fixture(scope="module")
-def mnist():
-    from cnnlib import data
-
-    return data.load_mnist_split(progress=False)
-
-
-@pytest.mark.slow
-def test_cli_train_with_workers_records_them(tmp_path, capsys, mnist):
-    out = tmp_path / "tiny.npz"
-    assert main(["train", "--train-size", "300", "--val-size", "100", "--test-size", "100",
-                 "--epochs", "1", "--workers", "2", "--quiet", "--out", str(out)]) == 0
-    assert "test accuracy:" in capsys.readouterr().out
-    info = models.read_header(out)["info"]
-    assert info["recipe"]["workers"] == 2 and "--workers 2" in info["command"]
-
-
 def test_bench_with_cores_runs_cnnlib_in_processes(capsys):
     assert main(["bench", "--seconds", "0.05", "--rounds", "1", "--no-torch", "--cores", "2",
                  "--batch-sizes", "20"]) == 0
@@ -270,7 +253,7 @@ def test_bench_with_cores_runs_cnnlib_in_processes(capsys):
 
 
 def test_fake_digits_train_in_parallel():
-    images, labels = _fake_digits(300)
+    images, labels = fake_digits(300)
     net = models.seed_net(rng=np.random.default_rng(0))
     trainer = train.Trainer(net, images[:200], labels[:200], images[200:], labels[200:],
                             rng=0, workers=2)

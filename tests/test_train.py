@@ -1,34 +1,13 @@
-"""The training loop, evaluation with crops, schedules, and the train / evaluate commands."""
-
-import re
+"""The training loop, evaluation with crops, schedules, callbacks and weight averaging (the train
+and evaluate commands are in test_cli.py)."""
 
 import numpy as np
 import pytest
 
 from cnnlib import models, train
-from cnnlib.__main__ import main
 from cnnlib.optim import SGD
 
-ACCURACY_LINE = re.compile(r"^test accuracy: [01]\.\d{4}$", re.MULTILINE)
-
-
-def _fake_digits(n, seed=0):
-    """uint8 (n, 28, 28) images and labels: a bright square whose position depends on the label,
-    on noise, so a network can learn it in a few steps."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, n)
-    images = rng.integers(0, 40, (n, 28, 28)).astype(np.uint8)
-    for digit in range(10):
-        row, col = 4 + 4 * (digit // 5), 4 + 4 * (digit % 5)
-        images[labels == digit, row:row + 6, col:col + 6] = 255
-    return images, labels
-
-
-def _trainer(n=200, seed=0, **kwargs):
-    images, labels = _fake_digits(n + 100, seed=seed)
-    rng = np.random.default_rng(seed)
-    net = models.seed_net(rng=rng)
-    return train.Trainer(net, images[:n], labels[:n], images[n:], labels[n:], rng=rng, **kwargs)
+from helpers import fake_digits, make_trainer
 
 
 # ------------------------------------------------------------------------------------ crops
@@ -71,8 +50,6 @@ def test_as_float_images():
 
 def test_schedules():
     assert train.Constant()(12345) == 1.0
-    step = train.StepDecay(every=100, factor=0.5)
-    assert [step(e) for e in (0, 99, 100, 250)] == [1.0, 1.0, 0.5, 0.25]
     cosine = train.Cosine(total=1000)
     assert cosine(0) == 1.0 and cosine(500) == pytest.approx(0.5) and cosine(1000) == 0.0
     assert cosine(2000) == 0.0
@@ -82,16 +59,10 @@ def test_schedules():
         train.make_schedule("linear", 10)
 
 
-def test_smoothed_loss_is_a_trailing_mean():
-    history = train.History(loss=[4.0, 2.0, 0.0, 2.0])
-    assert np.allclose(history.smoothed_loss(window=2), [4.0, 3.0, 1.0, 1.0])
-    assert np.allclose(history.smoothed_loss(window=10), [4.0, 3.0, 2.0, 2.0])
-
-
 # ---------------------------------------------------------------------------------- trainer
 
 def test_step_returns_the_loss_and_records_history():
-    trainer = _trainer(batch_size=20)
+    trainer = make_trainer(batch_size=20)
     loss = trainer.step()
     assert isinstance(loss, float) and 0 < loss < 20
     history = trainer.history
@@ -122,7 +93,7 @@ def test_every_epoch_visits_every_example_once_in_a_new_order():
 
 def test_seeded_runs_reproduce_exactly():
     def run():
-        trainer = _trainer(batch_size=10, validate_every=100)
+        trainer = make_trainer(batch_size=10, validate_every=100)
         trainer.fit(epochs=1)
         params = [param.copy() for _, param, _ in trainer.net.parameters()]
         return trainer.history, params
@@ -130,13 +101,13 @@ def test_seeded_runs_reproduce_exactly():
     (history1, params1), (history2, params2) = run(), run()
     assert history1.loss == history2.loss and history1.val_accuracy == history2.val_accuracy
     assert all(np.array_equal(a, b) for a, b in zip(params1, params2))
-    other = _trainer(seed=1, batch_size=10)
+    other = make_trainer(seed=1, batch_size=10)
     other.fit(epochs=1)
     assert other.history.loss != history1.loss
 
 
-def test_training_learns_the_fake_digits():
-    trainer = _trainer(n=400, batch_size=20, validate_every=None)
+def test_training_learns_thefake_digits():
+    trainer = make_trainer(n=400, batch_size=20, validate_every=None)
     before = trainer.evaluate()
     trainer.fit(epochs=3)
     assert trainer.history.val_accuracy[-1] > max(0.6, before + 0.3)
@@ -144,7 +115,7 @@ def test_training_learns_the_fake_digits():
 
 
 def test_validation_every_n_examples_and_at_the_end():
-    trainer = _trainer(n=200, batch_size=20, validate_every=60)
+    trainer = make_trainer(n=200, batch_size=20, validate_every=60)
     trainer.fit(epochs=1)
     assert trainer.history.val_examples == [60, 120, 180, 200]
     assert all(0 <= a <= 1 for a in trainer.history.val_accuracy)
@@ -152,7 +123,7 @@ def test_validation_every_n_examples_and_at_the_end():
 
 
 def test_lr_and_momentum_can_change_between_steps():
-    trainer = _trainer(optimizer=SGD(lr=0.01, momentum=0.9))
+    trainer = make_trainer(optimizer=SGD(lr=0.01, momentum=0.9))
     trainer.step()
     trainer.optimizer.lr, trainer.optimizer.momentum = 0.002, 0.5
     trainer.step()
@@ -160,7 +131,8 @@ def test_lr_and_momentum_can_change_between_steps():
 
 
 def test_schedule_sets_the_learning_rate_each_step():
-    trainer = _trainer(n=100, batch_size=10, schedule=train.StepDecay(every=50, factor=0.5),
+    halve_every_50 = lambda examples_seen: 0.5 ** (examples_seen // 50)  # noqa: E731
+    trainer = make_trainer(n=100, batch_size=10, schedule=halve_every_50,
                        optimizer=SGD(lr=0.1, momentum=0.9))
     trainer.run(steps=10)
     assert trainer.history.lr == [0.1] * 5 + [0.05] * 5
@@ -192,7 +164,7 @@ def test_callbacks_hear_every_event_and_can_stop_a_run():
             self.events.append("end")
 
     recorder = Recorder()
-    trainer = _trainer(n=100, batch_size=20, validate_every=40, callbacks=[recorder])
+    trainer = make_trainer(n=100, batch_size=20, validate_every=40, callbacks=[recorder])
     trainer.fit(epochs=3)
     assert trainer.examples_seen == 140
     # examples after each step: 20, 40 (validate), 60, 80 (validate), 100 (epoch ends),
@@ -204,7 +176,7 @@ def test_callbacks_hear_every_event_and_can_stop_a_run():
 
 def test_progress_bar_counts_examples(capsys):
     bar = train.ProgressBar(every=3)
-    trainer = _trainer(n=100, batch_size=20, callbacks=[bar])
+    trainer = make_trainer(n=100, batch_size=20, callbacks=[bar])
     trainer.fit(epochs=1)
     assert bar.bar is None  # closed at the end
     err = capsys.readouterr().err
@@ -212,7 +184,7 @@ def test_progress_bar_counts_examples(capsys):
 
 
 def test_trainer_rejects_bad_arguments():
-    images, labels = _fake_digits(10)
+    images, labels = fake_digits(10)
     net = models.seed_net(rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="batch_size"):
         train.Trainer(net, images, labels, batch_size=0)
@@ -228,7 +200,7 @@ def test_trainer_rejects_bad_arguments():
 
 
 def test_a_diverging_run_says_what_to_do():
-    trainer = _trainer()
+    trainer = make_trainer()
     trainer.net[-1].params["W"][0, 0] = np.inf  # what a far too large step ends in
     before = [param.copy() for _, param, _ in trainer.net.parameters()]
     with pytest.raises(FloatingPointError, match="learning rate"):
@@ -241,7 +213,7 @@ def test_a_diverging_run_says_what_to_do():
 
 
 def test_fit_function_returns_the_history():
-    images, labels = _fake_digits(120)
+    images, labels = fake_digits(120)
     net = models.seed_net(rng=np.random.default_rng(0))
     history = train.fit(net, images[:100], labels[:100], images[100:], labels[100:], epochs=1,
                         schedule="cosine", rng=0)
@@ -254,7 +226,7 @@ def test_fit_function_returns_the_history():
 # ------------------------------------------------------------------------------- evaluation
 
 def test_crop_evaluation_is_deterministic_for_a_seed():
-    images, labels = _fake_digits(200)
+    images, labels = fake_digits(200)
     net = models.seed_net(rng=np.random.default_rng(0))
     p1 = train.predict_proba(net, images, crops=4, seed=5)
     p2 = train.predict_proba(net, images, crops=4, seed=5)
@@ -270,21 +242,7 @@ def test_crop_evaluation_is_deterministic_for_a_seed():
         train.predict_proba(net, images, crops=0)
 
 
-def test_per_class_accuracy():
-    predictions = np.array([0, 1, 1, 2, 0])
-    labels = np.array([0, 1, 2, 2, 1])
-    accuracy = train.per_class_accuracy(predictions, labels, num_classes=4)
-    assert np.allclose(accuracy[:3], [1.0, 0.5, 0.5]) and np.isnan(accuracy[3])
-
-
 # ------------------------------------------------------------------------- real MNIST, CLI
-
-@pytest.fixture(scope="module")
-def mnist():
-    from cnnlib import data
-
-    return data.load_mnist_split(progress=False)
-
 
 @pytest.mark.slow
 def test_a_few_hundred_steps_on_mnist_beat_chance_by_far(mnist):
@@ -296,91 +254,6 @@ def test_a_few_hundred_steps_on_mnist_beat_chance_by_far(mnist):
     loss = trainer.history.loss
     assert np.mean(loss[-50:]) < 0.6 * np.mean(loss[:50])
     assert trainer.evaluate() > 0.8  # chance is 0.1
-
-
-@pytest.mark.slow
-def test_cli_train_then_evaluate(tmp_path, capsys, mnist):
-    out = tmp_path / "tiny.npz"
-    code = main(["train", "--train-size", "300", "--val-size", "200", "--test-size", "500",
-                 "--epochs", "1", "--validate-every", "100", "--seed", "3", "--quiet",
-                 "--out", str(out)])
-    assert code == 0
-    printed = capsys.readouterr().out
-    assert len(ACCURACY_LINE.findall(printed)) == 1
-    assert re.search(r"^validation accuracy: [01]\.\d{4}$", printed, re.MULTILINE)
-    header = models.read_header(out)
-    info = header["info"]
-    assert info["recipe"]["seed"] == 3 and info["recipe"]["train_size"] == 300
-    assert info["history"]["examples"] == 300 and info["test_examples"] == 500
-    accuracy = float(ACCURACY_LINE.search(printed).group().split()[-1])
-    assert accuracy == pytest.approx(info["test_accuracy"], abs=5e-5)
-    assert info["command"].startswith("python -m cnnlib train --model seed --epochs 1")
-
-    assert main(["evaluate", str(out), "--test-size", "500", "--quiet"]) == 0
-    evaluated = capsys.readouterr().out
-    assert ACCURACY_LINE.search(evaluated).group() == ACCURACY_LINE.search(printed).group()
-    digit_lines = re.findall(r"^  (\d): [01]\.\d{4} \((\d+)/(\d+)\)$", evaluated, re.MULTILINE)
-    assert [int(d) for d, _, _ in digit_lines] == list(range(10))
-    assert sum(int(total) for _, _, total in digit_lines) == 500
-
-    runs = []
-    for seed in ("1", "1", "2"):
-        assert main(["evaluate", str(out), "--test-size", "500", "--crops", "4",
-                     "--seed", seed, "--quiet"]) == 0
-        runs.append(capsys.readouterr().out)
-    assert runs[0] == runs[1] and ACCURACY_LINE.search(runs[0])
-    assert "4 random crops (seed 2)" in runs[2]
-
-
-@pytest.mark.slow
-def test_cli_train_with_slashed_zeros_adds_them_to_the_training_set(tmp_path, capsys, mnist):
-    out = tmp_path / "tiny.npz"
-    assert main(["train", "--train-size", "300", "--val-size", "100", "--test-size", "100",
-                 "--epochs", "1", "--slashed-zeros", "0.5", "--quiet", "--out", str(out)]) == 0
-    zeros = int((mnist.y_train[:300] == 0).sum())
-    assert f"on {300 + round(0.5 * zeros)} images" in capsys.readouterr().out
-    info = models.read_header(out)["info"]
-    assert info["recipe"]["slashed_zeros"] == 0.5 and "--slashed-zeros 0.5" in info["command"]
-    with pytest.raises(SystemExit):
-        main(["train", "--slashed-zeros", "2", "--out", str(out)])
-    assert "between 0 and 1" in capsys.readouterr().err
-
-
-def test_cli_evaluate_missing_file(tmp_path, capsys):
-    assert main(["evaluate", str(tmp_path / "none.npz"), "--quiet"]) == 1
-    assert f"no model file at {tmp_path / 'none.npz'}" in capsys.readouterr().err
-
-
-def test_cli_help_mentions_every_option(capsys):
-    for command, options in [("train", ["--epochs", "--batch-size", "--lr", "--momentum",
-                                        "--weight-decay", "--schedule", "--seed",
-                                        "--validate-every", "--full-train", "--out"]),
-                             ("evaluate", ["--crops", "--seed"])]:
-        with pytest.raises(SystemExit) as exit_:
-            main([command, "--help"])
-        assert exit_.value.code == 0
-        text = capsys.readouterr().out
-        assert all(option in text for option in options)
-
-
-
-def test_cli_output_into_a_closed_pipe_ends_quietly(monkeypatch):
-    # `python -m cnnlib evaluate ... | head -1`: the reader goes away; no traceback, exit code 1.
-    import os
-    import sys
-
-    from cnnlib.__main__ import cli
-
-    read_end, write_end = os.pipe()
-    os.close(read_end)
-    closed_pipe = os.fdopen(write_end, "w")
-    monkeypatch.setattr(sys, "stdout", closed_pipe)
-    monkeypatch.setattr(sys, "argv", ["cnnlib", "train", "--help"])
-    try:
-        assert cli() == 1
-    finally:
-        monkeypatch.undo()
-        closed_pipe.close()
 
 
 def _random_split(n=60, seed=0):
@@ -427,18 +300,6 @@ def test_crop_averaging_is_the_mean_over_successive_crops():
     np.testing.assert_allclose(got, np.mean(each, axis=0), rtol=1e-5)
 
 
-@pytest.mark.slow
-def test_evaluate_prints_the_accuracy_of_the_crops_and_seed_asked_for(tmp_path, capsys, mnist):
-    out = models.save_model(models.seed_net(rng=np.random.default_rng(0)), tmp_path / "n.npz")
-    x, y = mnist.x_test[:300], mnist.y_test[:300]
-    for crops, seed in [(1, 0), (4, 1), (4, 2)]:
-        assert main(["evaluate", str(out), "--test-size", "300", "--crops", str(crops),
-                     "--seed", str(seed), "--quiet"]) == 0
-        printed = re.search(r"^test accuracy: (\S+)$", capsys.readouterr().out, re.M).group(1)
-        expected = train.evaluate(models.load_model(out), x, y, crops=crops, seed=seed)
-        assert printed == f"{expected:.4f}"
-
-
 def test_labels_outside_the_classes_and_float_pixels_outside_0_1_are_refused():
     split = _random_split()
     net = models.seed_net(rng=np.random.default_rng(0))
@@ -475,6 +336,20 @@ def test_a_progress_bar_reused_by_two_fits_expects_each_one_s_length(tmp_path):
     assert bar.total == 120
 
 
+def test_callbacks_read_the_planned_length_of_each_run():
+    class Plan(train.Callback):
+        planned = []
+
+        def on_run_start(self, trainer):
+            self.planned.append(trainer.planned_examples)
+
+    trainer = make_trainer(n=40, callbacks=[Plan()])
+    trainer.fit(1.5)
+    trainer.run(examples=30)
+    trainer.run(steps=2)
+    assert Plan.planned == [60, 30, None] and trainer.planned_examples is None
+
+
 # ------------------------------------------------------------------------ weight averaging
 
 def test_weight_average_is_the_mean_of_the_weights_after_each_step_past_start():
@@ -487,7 +362,7 @@ def test_weight_average_is_the_mean_of_the_weights_after_each_step_past_start():
                                   trainer.net.parameters()})
 
     average = train.WeightAverage(start=100)
-    trainer = _trainer(n=200, batch_size=20, callbacks=[average, Snapshot()])
+    trainer = make_trainer(n=200, batch_size=20, callbacks=[average, Snapshot()])
     trainer.run(steps=12)                           # 240 examples: steps 6..12 are past 100
     assert average.steps == len(snapshots) == 7
     end_point = {name: p.copy() for name, p, _ in trainer.net.parameters()}
@@ -563,18 +438,3 @@ def test_recipe_average_last_ends_with_the_averaged_weights_and_validates_both()
                                                 plain.net.parameters()):
         assert not np.array_equal(averaged, end), name
 
-
-@pytest.mark.slow
-def test_cli_train_with_average_last_reports_both_validations(tmp_path, capsys, mnist):
-    out = tmp_path / "tiny.npz"
-    assert main(["train", "--train-size", "300", "--val-size", "100", "--test-size", "100",
-                 "--epochs", "1", "--average-last", "0.5", "--quiet", "--out", str(out)]) == 0
-    printed = capsys.readouterr().out
-    assert "weights averaged over the last 8 steps (0.5 of the run)" in printed
-    end = re.search(r"^validation accuracy of the end point, before averaging: (\S+)$",
-                    printed, re.M)
-    final = re.search(r"^validation accuracy: (\S+)$", printed, re.M)
-    assert end and final and len(ACCURACY_LINE.findall(printed)) == 1
-    info = models.read_header(out)["info"]
-    assert info["recipe"]["average_last"] == 0.5 and "--average-last 0.5" in info["command"]
-    assert f"{info['validation_accuracy']:.4f}" == final.group(1)

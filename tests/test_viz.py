@@ -1,4 +1,4 @@
-"""cnnlib.viz: the numbers behind the pictures exactly, the figures by their structure.
+"""cnnlib.ui.viz: the numbers behind the pictures exactly, the figures by their structure.
 
 Runs headless (Agg). Figures are checked by axes count and the shape of the image data they
 show, never by pixels.
@@ -13,7 +13,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from cnnlib import viz  # noqa: E402
+from cnnlib.ui import viz  # noqa: E402
 from cnnlib.models import seed_net  # noqa: E402
 
 

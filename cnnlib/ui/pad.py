@@ -1,6 +1,6 @@
 """DigitPad: draw a digit in a notebook cell, and the network you derived answers after every stroke.
 
-    from cnnlib.widgets import DigitPad
+    from cnnlib.ui.pad import DigitPad
     pad = DigitPad()                 # the shipped network, data/models/seed-net.npz
     pad                              # shows the drawing box, the answer and the panels
 
@@ -36,16 +36,17 @@ import ipywidgets as widgets
 import numpy as np
 from ipycanvas import Canvas, hold_canvas
 
-from . import strokes as pen
-from .data import load_mnist, random_crops, split_train_validation, to_float
-from .models import load_model, save_model
-from .network import Sequential, forward_backward
-from .optim import SGD
+from .. import strokes as pen
+from ..data import load_mnist, random_crops, split_train_validation, to_float
+from ..models import load_model, save_model
+from ..network import Sequential, forward_backward
+from ..optim import SGD
+from . import viz
 
 __all__ = [
     "DigitPad", "CANVAS_SIZE", "LINE_WIDTH", "CONFIDENT", "CSS_CLASS", "MODELS_DIR", "SHIPPED_MODEL",
-    "classify", "answer_for", "saliency_map", "layer_outputs", "teach_steps",
-    "png_bytes", "upscale", "signed_rgb", "tile", "saliency_rgb",
+    "classify", "answer_for", "saliency_map", "teach_steps",
+    "png_bytes", "upscale", "signed_rgb", "saliency_rgb",
 ]
 
 CANVAS_SIZE = 280
@@ -57,15 +58,11 @@ HINT = "Draw a digit"
 # Mouse points closer than this (canvas pixels, ~0.2 input pixels) to the last kept one are dropped:
 # a slow hand sends hundreds of them and they change nothing in the 24 x 24 image.
 MIN_STEP = 2.0
-MODELS_DIR = Path(__file__).resolve().parent.parent / "data" / "models"
+MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "models"
 SHIPPED_MODEL = MODELS_DIR / "seed-net.npz"
 # "Teach it": plain SGD at half the training recipe's learning rate on batches of 10 shifted copies
 # of the drawing and 10 replayed MNIST digits, until the drawing gets TEACH_UNTIL (at most
-# TEACH_STEPS steps). Measured with the shipped network on the 23 pen digits it reads wrong, each
-# taught from the shipped weights, on 1,000 MNIST test digits: the recipe's momentum 0.9 overshot
-# (7 to 26 points lost on an earlier network); plain SGD at lr 0.01 cost a median 0.7 points;
-# at lr 0.005 a median 0.3 (worst 12: a 4 written like a 1), every digit learned in 4.8 steps on
-# average.
+# TEACH_STEPS steps); the README's "Drawing a digit" says how these were chosen.
 TEACH_STEPS = 20
 TEACH_LR = 0.005
 TEACH_MOMENTUM = 0.0
@@ -122,21 +119,6 @@ def saliency_map(net, image):
         dscores[0, top] = 1
         dx = net.backward(dscores)
     return dx[0, 0], top
-
-
-def layer_outputs(net, image):
-    """Every layer's output for one image: [(name, array without the batch axis), ...].
-
-    image: (24, 24); the first entry is ("input", (1, 24, 24)); then e.g. ("0: Conv2d",
-    (10, 20, 20)), ..., ("7: Linear", (10,)). Evaluation mode.
-    """
-    x = np.asarray(image, dtype=_dtype(net))[None, None]
-    with net.evaluating():
-        out = [("input", x[0])]
-        for i, layer in enumerate(net):
-            x = layer.forward(x)
-            out.append((f"{i}: {type(layer).__name__}", x[0]))
-    return out
 
 
 def teach_steps(net, image, label, replay=None, *, steps=TEACH_STEPS, until=None, rng=None,
@@ -233,18 +215,6 @@ def signed_rgb(values, scale=None):
     return np.round(255 * rgb).astype(np.uint8)
 
 
-def tile(rgb_maps, ncols, pad=2):
-    """uint8 (N, H, W, 3) -> one mosaic (rows * (H + pad) - pad, ncols * (W + pad) - pad, 3),
-    light grey between tiles."""
-    n, h, w, _ = rgb_maps.shape
-    nrows = -(-n // ncols)
-    mosaic = np.full((nrows * (h + pad) - pad, ncols * (w + pad) - pad, 3), 230, dtype=np.uint8)
-    for i in range(n):
-        r, c = divmod(i, ncols)
-        mosaic[r * (h + pad):r * (h + pad) + h, c * (w + pad):c * (w + pad) + w] = rgb_maps[i]
-    return mosaic
-
-
 def saliency_rgb(image, dx):
     """The saliency dx (24, 24) over the drawing image (24, 24): uint8 (24, 24, 3).
 
@@ -270,8 +240,12 @@ def _activation_picture(array, scale):
         raise ValueError(f"expected a layer output of shape (C, H, W) or (K,); got {array.shape}")
     c, h, _ = maps.shape
     size = max(1, 60 // h) if array.ndim == 3 else 24
-    rgb = np.stack([upscale(signed_rgb(m, scale), size) for m in maps])
-    return tile(rgb, ncols=min(c, 10))
+    mosaic = viz.tile_images(np.stack([upscale(m, size) for m in maps]), ncols=min(c, 10), pad=2,
+                         normalize=None)
+    gaps = np.isnan(mosaic)
+    rgb = signed_rgb(np.where(gaps, 0, mosaic), scale)
+    rgb[gaps] = 230     # light grey between tiles
+    return rgb
 
 
 def _bars_html(probs):
@@ -399,7 +373,7 @@ class DigitPad:
             raise FileExistsError(f"{path} is {what} and already exists; choose another path or "
                                   "tick 'overwrite' to replace it")
         taught = 0 if self.teach_result is None else self.teach_result["total_steps"]
-        save_model(self.net, path, source="cnnlib.widgets.DigitPad", taught_steps=taught)
+        save_model(self.net, path, source="cnnlib.ui.pad.DigitPad", taught_steps=taught)
         self._refresh_model_picker()
         return path
 
@@ -518,10 +492,13 @@ class DigitPad:
         return saliency_map(self.net, self.image)
 
     def activations(self):
-        """Every layer's output for the current drawing (see layer_outputs)."""
+        """Every layer's output for the current drawing, in evaluation mode:
+        [(name, array without the batch axis), ...], from ("input", (1, 24, 24)) to e.g.
+        ("7: Linear", (10,)) (``cnnlib.ui.viz.activations``)."""
         if self.image is None:
             raise ValueError("the box is empty: draw a digit first")
-        return layer_outputs(self.net, self.image)
+        x = np.asarray(self.image, dtype=_dtype(self.net))[None, None]
+        return [(name, out[0]) for name, out in viz.activations(self.net, x)]
 
     # -- display -------------------------------------------------------------------------------
 

@@ -204,7 +204,7 @@ def plot_activations(net, x, fig=None, label=None):
     x: one example (1, C, H, W) (or (C, H, W), (H, W) for one channel). Returns the figure with
     one axes per layer plus the input and the probabilities (len(net) + 2 axes).
     """
-    from .losses import softmax
+    from ..losses import softmax
 
     x = np.asarray(x)
     if x.ndim == 2:

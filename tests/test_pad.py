@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cnnlib import widgets
+from cnnlib.ui import pad as ui_pad
 from cnnlib.gradcheck import numerical_gradient, rel_error
 from cnnlib.layers import Flatten, Linear
 from cnnlib.models import seed_net
 from cnnlib.network import Sequential
 from cnnlib.strokes import fit_to_box, load_strokes, preprocess
-from cnnlib.widgets import CONFIDENT, MIN_STEP, SHIPPED_MODEL, DigitPad
+from cnnlib.ui.pad import CONFIDENT, MIN_STEP, SHIPPED_MODEL, DigitPad
 
 DEV_SET = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "unipen-digits-dev.json"
 IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
@@ -247,12 +247,12 @@ def test_saliency_is_the_backward_pass_of_the_top_score(tmp_path):
     draw_stroke(pad, vertical_line())
     dx, top = pad.saliency()
     assert dx.shape == (24, 24) and top == pad.answer["top"]
-    expected, _ = widgets.saliency_map(net64, pad.image)
+    expected, _ = ui_pad.saliency_map(net64, pad.image)
     np.testing.assert_array_equal(dx, expected)
     # Finite differences need a point away from ReLU kinks and max-pool ties: the drawing's flat
     # black background has both, so the check runs on the drawing plus a little noise.
     noisy = pad.image + 0.05 * np.random.default_rng(0).standard_normal((24, 24))
-    dx, top = widgets.saliency_map(net64, noisy)
+    dx, top = ui_pad.saliency_map(net64, noisy)
     x = noisy[None, None].copy()
     numeric = numerical_gradient(lambda: float(net64.forward(x)[0, top]), x, h=1e-6)[0, 0]
     # A pixel within h of a kink can still disagree; a wrong backward disagrees nearly everywhere.
@@ -288,9 +288,9 @@ def test_teach_moves_toward_the_label_and_reset_restores_the_weights(tmp_path):
     probs_before = pad.probs.copy()
     label = int(np.argsort(probs_before)[0])  # the least likely class
     result = pad.teach(label)
-    assert result["replay"] and 1 <= len(result["losses"]) <= widgets.TEACH_STEPS
+    assert result["replay"] and 1 <= len(result["losses"]) <= ui_pad.TEACH_STEPS
     assert result["after"][label] > result["before"][label] + 0.05
-    assert result["after"][label] >= 0.9 or len(result["losses"]) == widgets.TEACH_STEPS
+    assert result["after"][label] >= 0.9 or len(result["losses"]) == ui_pad.TEACH_STEPS
     np.testing.assert_array_equal(result["before"], probs_before)
     np.testing.assert_array_equal(pad.probs, result["after"])
     assert "before" in pad._teach_table.value
@@ -378,7 +378,7 @@ def test_the_pad_displays_as_a_widget(tmp_path):
     pad = make_pad(random_net(), tmp_path)
     bundle = pad._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert widgets.CSS_CLASS in pad.canvas._dom_classes
+    assert ui_pad.CSS_CLASS in pad.canvas._dom_classes
 
 
 # -- pictures ----------------------------------------------------------------------------------------
@@ -390,21 +390,21 @@ def test_png_bytes_round_trip():
     grey = np.arange(24 * 30, dtype=np.uint8).reshape(24, 30)
     rgb = np.stack([grey, 255 - grey, grey // 2], axis=-1)
     for pixels in (grey, rgb):
-        decoded = matplotlib.image.imread(io.BytesIO(widgets.png_bytes(pixels)), format="png")
+        decoded = matplotlib.image.imread(io.BytesIO(ui_pad.png_bytes(pixels)), format="png")
         np.testing.assert_array_equal(np.round(decoded * 255).astype(np.uint8), pixels)
     with pytest.raises(ValueError, match="uint8"):
-        widgets.png_bytes(grey.astype(np.float32))
+        ui_pad.png_bytes(grey.astype(np.float32))
     with pytest.raises(ValueError, match="pixels"):
-        widgets.png_bytes(np.zeros((4, 4, 2), dtype=np.uint8))
-    assert zlib.crc32(b"IEND") == int.from_bytes(widgets.png_bytes(grey)[-4:], "big")
+        ui_pad.png_bytes(np.zeros((4, 4, 2), dtype=np.uint8))
+    assert zlib.crc32(b"IEND") == int.from_bytes(ui_pad.png_bytes(grey)[-4:], "big")
 
 
 def test_signed_colours():
-    rgb = widgets.signed_rgb(np.array([[-2.0, 0.0, 1.0, 2.0]]))
+    rgb = ui_pad.signed_rgb(np.array([[-2.0, 0.0, 1.0, 2.0]]))
     np.testing.assert_array_equal(rgb[0], [[0, 0, 255], [255, 255, 255], [255, 128, 128],
                                            [255, 0, 0]])
-    np.testing.assert_array_equal(widgets.signed_rgb(np.zeros((2, 2))), 255)
-    overlay = widgets.saliency_rgb(np.zeros((24, 24)), np.zeros((24, 24)))
+    np.testing.assert_array_equal(ui_pad.signed_rgb(np.zeros((2, 2))), 255)
+    overlay = ui_pad.saliency_rgb(np.zeros((24, 24)), np.zeros((24, 24)))
     assert overlay.shape == (24, 24, 3) and (overlay == 255).all()
 
 
@@ -443,3 +443,18 @@ def test_switching_models_clears_the_last_lesson(tmp_path):
     pad.use_model(other)
     assert pad._status.value == "" and pad._teach_table.value == ""
 
+
+
+def test_activations_drop_the_batch_axis_and_pictures_tile_with_grey_gaps(tmp_path):
+    pad = make_pad(random_net(), tmp_path)
+    draw_stroke(pad, vertical_line())
+    outputs = pad.activations()
+    assert outputs[0][0] == "input" and outputs[0][1].shape == (1, 24, 24)
+    assert outputs[-1][0] == f"{len(pad.net) - 1}: Linear" and outputs[-1][1].shape == (10,)
+    maps = np.random.default_rng(0).normal(size=(12, 3, 3))
+    picture = ui_pad._activation_picture(maps, 2.0)      # 3x3 maps drawn 20 times larger
+    assert picture.shape == (2 * 62 - 2, 10 * 62 - 2, 3) and picture.dtype == np.uint8
+    for k, (r, c) in [(0, (0, 0)), (11, (1, 1))]:
+        expected = ui_pad.upscale(ui_pad.signed_rgb(maps[k], 2.0), 20)
+        np.testing.assert_array_equal(picture[62 * r:62 * r + 60, 62 * c:62 * c + 60], expected)
+    assert (picture[60:62] == 230).all() and (picture[62:, 124:] == 230).all()

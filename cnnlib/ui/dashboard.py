@@ -1,6 +1,6 @@
 """The training dashboard: train a network live in a notebook, pause it, poke it, look inside.
 
-    from cnnlib.dashboard import TrainingDashboard
+    from cnnlib.ui.dashboard import TrainingDashboard
     dash = TrainingDashboard()          # the reference network (seed_net) on MNIST's 50k/10k split
     dash                                # shows it; press Start
 
@@ -43,9 +43,10 @@ import numpy as np
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-from . import models, train, viz
-from .layers import Conv2d
-from .optim import SGD
+from .. import models, train
+from ..layers import Conv2d
+from ..optim import SGD
+from . import viz
 
 __all__ = ["TrainingDashboard", "default_model_path"]
 
@@ -54,11 +55,11 @@ _SHIPPED = ("seed-net.npz", "deep-net.npz")  # the networks the course ships in 
 
 def default_model_path():
     """Where Save writes unless told otherwise: data/models/dashboard-net.npz of the repository."""
-    return Path(__file__).resolve().parent.parent / "data" / "models" / "dashboard-net.npz"
+    return Path(__file__).resolve().parent.parent.parent / "data" / "models" / "dashboard-net.npz"
 
 
 def _load_default_data():
-    from . import data
+    from .. import data
 
     return data.load_mnist_split(progress=False)
 
@@ -496,7 +497,7 @@ class TrainingDashboard:
             trainer, optimizer = self.trainer, self.trainer.optimizer
             accuracy = trainer.history.val_accuracy[-1] if trainer.history.val_accuracy else None
             models.save_model(
-                self.net, path, source="cnnlib.dashboard",
+                self.net, path, source="cnnlib.ui.dashboard",
                 hyperparameters={"optimizer": "SGD", "lr": optimizer.lr,
                                  "momentum": optimizer.momentum,
                                  "weight_decay": optimizer.weight_decay,
