@@ -9,7 +9,7 @@ import warnings
 import numpy as np
 import pytest
 
-from cnnlib import data, models
+from cnnlib import architectures, atomic, data, serialization
 from cnnlib.__main__ import build_parser, main
 from cnnlib.layers import Flatten, Linear
 from cnnlib.network import Sequential
@@ -20,13 +20,13 @@ TINY = ["--train-size", "40", "--val-size", "20", "--test-size", "20", "--quiet"
 @pytest.fixture
 def seed_model(tmp_path):
     """An untrained seed network saved in the model format (classifies 24x24 crops)."""
-    return models.save_model(models.seed_net(rng=np.random.default_rng(0)), tmp_path / "seed.npz")
+    return serialization.save_model(architectures.seed_net(rng=np.random.default_rng(0)), tmp_path / "seed.npz")
 
 
 @pytest.fixture
 def flat_model(tmp_path):
     """A network for flat 28x28 images: it does not take (N, 1, 24, 24) crops."""
-    return models.save_model(Sequential(Flatten(), Linear(784, 10)), tmp_path / "flat.npz")
+    return serialization.save_model(Sequential(Flatten(), Linear(784, 10)), tmp_path / "flat.npz")
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def stroke_file(tmp_path):
 @pytest.fixture
 def no_mnist(tmp_path, monkeypatch):
     """MNIST is not on disk and no source can fetch it."""
-    monkeypatch.setenv("CNNLIB_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("CNNLIB_DATA", str(tmp_path / "empty"))
     monkeypatch.setattr(data, "default_sources", lambda: [])
 
 
@@ -82,7 +82,7 @@ def test_classify_strokes_write_failure_is_an_error_and_leaves_nothing(
     def disk_full(path, write):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(models, "_atomic_write", disk_full)
+    monkeypatch.setattr(atomic, "atomic_write", disk_full)
     out = tmp_path / "predictions.json"
     assert main(["classify-strokes", str(stroke_file), "--model", str(seed_model),
                  "--out", str(out)]) == 1
