@@ -286,7 +286,7 @@ def test_a_script_without_a_main_guard_gets_told_what_to_do(tmp_path):
     import sys
 
     script = tmp_path / "unguarded.py"
-    script.write_text("from cnnlib import models\n"
+    script.write_text("from cnnlib import architectures\n"
                       "from cnnlib.parallel import DataParallel\n"
                       "DataParallel(architectures.seed_net(), workers=2).close()\n")
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
