@@ -399,7 +399,7 @@ def test_to_float_gives_float32_nchw_in_unit_range():
     with pytest.raises(ValueError, match="in \\[0, 1\\].*Divide 0..255"):
         data.to_float(x * 255)
     with pytest.raises(ValueError, match="NaN"):
-        data.to_float(np.full((1, 1, 2, 2), np.nan))
+        data.to_float(np.array([[[[0.5, np.nan]]]]))
     with pytest.raises(ValueError, match="int32 array of shape \\(3, 4\\)"):
         data.to_float(np.zeros((3, 4), dtype=np.int32))
     with pytest.raises(ValueError, match="\\(N, H, W\\) or \\(N, 1, H, W\\); got \\(2, 3, 4, 4\\)"):

@@ -354,11 +354,12 @@ def test_model_picker_lists_the_models_and_switches(tmp_path):
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     save_model(random_net(4), a)
     pad = DigitPad(a, models_dir=tmp_path, replay=None)
-    assert pad._model_picker.layout.display == "none"  # one model: no picker
+    shipped = ["seed-net.npz", "deep-net.npz"]  # always offered first (cnnlib.paths)
+    assert pad._model_picker.layout.display == "flex"
+    assert [name for name, _ in pad._model_picker.options] == shipped + ["a.npz"]
     save_model(random_net(5), b)
     pad.save(tmp_path / "c.npz")  # saving refreshes the list
-    assert pad._model_picker.layout.display == "flex"
-    assert [name for name, _ in pad._model_picker.options] == ["a.npz", "b.npz", "c.npz"]
+    assert [name for name, _ in pad._model_picker.options] == shipped + ["a.npz", "b.npz", "c.npz"]
     draw_stroke(pad, vertical_line())
     probs_a = pad.probs.copy()
     pad._model_picker.value = str(b)
