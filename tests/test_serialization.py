@@ -27,17 +27,9 @@ def images():
     return np.random.default_rng(2).random((64, 1, 24, 24), dtype=np.float32)
 
 
-def test_registry_builds_the_seed_net_and_rejects_unknown_names():
-    net = architectures.build_model("seed", rng=np.random.default_rng(0))
-    assert net.num_parameters() == 7090
-    assert architectures.MODELS["seed"] is architectures.seed_net
-    with pytest.raises(ValueError, match="unknown model 'nope'.*seed"):
-        architectures.build_model("nope")
-
-
 def test_save_load_round_trip_gives_identical_predictions(net, images, tmp_path):
     path = serialization.save_model(net, tmp_path / "net.npz", test_accuracy=np.float64(0.98),
-                             recipe={"lr": 0.01, "epochs": 2})
+                                    recipe={"lr": 0.01, "epochs": 2})
     loaded = serialization.load_model(path)
     assert np.array_equal(loaded.predict_proba(images), net.predict_proba(images))
     assert [repr(layer) for layer in loaded] == [repr(layer) for layer in net]
@@ -47,7 +39,7 @@ def test_save_load_round_trip_gives_identical_predictions(net, images, tmp_path)
 
 def test_header_describes_the_network_and_keeps_info(net, tmp_path):
     path = serialization.save_model(net, tmp_path / "net.npz", test_accuracy=0.9867,
-                             history={"steps": 5000}, note="hello")
+                                    history={"steps": 5000}, note="hello")
     header = serialization.read_header(path)
     assert header["format"] == serialization.FORMAT
     assert header["format_version"] == serialization.FORMAT_VERSION

@@ -1,20 +1,28 @@
-"""The deeper network: shapes, an end-to-end gradient check (float64), train/eval behaviour of a
-saved and loaded network, the CLI's ``--model deep``, and the shipped weights (slow)."""
-
+"""The architectures: the registry, and the deeper network's shapes, an end-to-end gradient check
+(float64), train/eval behaviour of a saved and loaded network, the CLI's ``--model deep``, and the
+shipped weights (slow)."""
 
 import numpy as np
 import pytest
 
 from cnnlib import architectures, serialization
 from cnnlib.__main__ import main
-from cnnlib.batchnorm import BatchNorm2d
 from cnnlib.architectures import deep_net
+from cnnlib.batchnorm import BatchNorm2d
 from cnnlib.dropout import Dropout
 from cnnlib.gradcheck import numerical_gradient_array, rel_error
 from cnnlib.losses import softmax_cross_entropy
 from cnnlib.paths import shipped_model
 
 SHIPPED = shipped_model("deep-net.npz")
+
+
+def test_registry_builds_the_seed_net_and_rejects_unknown_names():
+    net = architectures.build_model("seed", rng=np.random.default_rng(0))
+    assert net.num_parameters() == 7090
+    assert architectures.MODELS["seed"] is architectures.seed_net
+    with pytest.raises(ValueError, match="unknown model 'nope'.*seed"):
+        architectures.build_model("nope")
 
 
 def test_shapes_and_size(rng):
