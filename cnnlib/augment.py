@@ -13,8 +13,9 @@ x: (B, 1, H, W) in [0, 1] (``cnnlib.data.to_float``) and a numpy Generator (or a
 ``slashed_zeros`` is different: it adds training examples (zeros crossed with a slash) once,
 before training, rather than changing each batch.
 
-Random affine transforms: every training image gets its own small rotation (about +-10 degrees), scale (about +-10%) and
-shift (a few pixels), and is resampled onto the network's 24x24 grid, all images at once:
+Random affine transforms: every training image gets its own small rotation (about +-10 degrees),
+scale (about +-10%) and shift (a few pixels), and is resampled onto the network's 24x24 grid, all
+images at once:
 
 1. *Inverse mapping.* For each output pixel p (coordinates relative to the output's centre) we
    ask where it comes from in the source image: q = A p + t, with A = R(-theta) / s the inverse of
@@ -50,8 +51,6 @@ __all__ = ["RandomCrop", "CenterCrop", "Compose", "AUGMENTATIONS", "make_augment
 
 
 # ---------------------------------------------------------------------------------------- crops
-
-
 
 def _crop_size_check(x, size, what):
     if x.ndim != 4 or not 1 <= size <= min(x.shape[-2:]):
@@ -129,7 +128,7 @@ class Compose:
         return "Compose(" + ", ".join(map(repr, self.augmentations)) + ")"
 
 
-# ---------------------------------------------------------------------------------- affine
+# --------------------------------------------------------------------------------------- affine
 
 def _check_images(images, what):
     if not isinstance(images, np.ndarray) or images.dtype.kind != "f":
@@ -291,9 +290,9 @@ AUGMENTATIONS = ("crop", "affine", "elastic")
 
 def make_augment(name, size=24):
     """An augmentation by name (the CLI's ``--augment``): "crop" (``RandomCrop(size)``, the
-    original's); "affine" (``RandomAffine``: rotation +-10 degrees, scale +-10%,
-    shift +-2 pixels, resampled onto the size x size grid); "elastic" (affine plus an elastic
-    distortion, alpha 8, sigma 3)."""
+    original's); "affine" (``RandomAffine``: rotation +-10 degrees, scale +-10%, shift +-2 pixels,
+    resampled onto the size x size grid); "elastic" (affine plus an elastic distortion, alpha 8,
+    sigma 3)."""
     if name == "crop":
         return RandomCrop(size)
     if name == "affine":
@@ -304,7 +303,6 @@ def make_augment(name, size=24):
 
 
 # ------------------------------------------------------------- drawn digits: thickness, slashes
-
 
 class RandomThickness:
     """Make each training digit's strokes randomly thinner or thicker, as drawn digits vary.
