@@ -282,14 +282,20 @@ def test_fake_digits_train_in_parallel():
 
 
 def test_a_script_without_a_main_guard_gets_told_what_to_do(tmp_path):
+    import os
     import subprocess
     import sys
+    from pathlib import Path
 
+    import cnnlib
+
+    # The script imports the cnnlib under test, not whichever one is installed.
+    env = {**os.environ, "PYTHONPATH": str(Path(cnnlib.__file__).resolve().parent.parent)}
     script = tmp_path / "unguarded.py"
     script.write_text("from cnnlib import architectures\n"
                       "from cnnlib.parallel import DataParallel\n"
                       "DataParallel(architectures.seed_net(), workers=2).close()\n")
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, env=env)
     assert run.returncode != 0
     assert "died while starting" in run.stderr and '__name__ == "__main__"' in run.stderr
