@@ -11,9 +11,9 @@ import time
 
 import numpy as np
 
+from cnnlib.architectures import seed_net
 from cnnlib.bench import set_threads
 from cnnlib.losses import softmax_cross_entropy
-from cnnlib.models import seed_net
 from cnnlib.optim import SGD
 
 

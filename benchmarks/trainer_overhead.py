@@ -12,9 +12,9 @@ import time
 
 import numpy as np
 
-from cnnlib import bench, data, train
+from cnnlib import augment, bench, data, train
+from cnnlib.architectures import seed_net
 from cnnlib.losses import softmax_cross_entropy
-from cnnlib.models import seed_net
 from cnnlib.optim import SGD
 
 
@@ -31,7 +31,7 @@ def main():
                             optimizer=SGD(0.01, momentum=0.9), batch_size=20, rng=rng,
                             validate_every=None)
     net, optimizer = seed_net(rng), SGD(0.01, momentum=0.9)
-    x = train.RandomCrop(24)(trainer.x_train[:20 * args.steps], rng)
+    x = augment.RandomCrop(24)(trainer.x_train[:20 * args.steps], rng)
     y = trainer.y_train[:20 * args.steps]
     totals = {"bare step": 0.0, "Trainer.step": 0.0}
     for _ in range(args.rounds):

@@ -44,7 +44,7 @@ def _mnist_errors():
 def _check_out(path: str, example: str) -> Path:
     """``--out PATH`` checked before any work is done, so that a bad path fails at once.
 
-    The file is written as ``cnnlib.models`` writes (missing folders are created), so PATH must
+    The file is written as ``cnnlib.atomic.atomic_write`` writes (missing folders are created), so PATH must
     not be a folder, and its nearest existing ancestor must be a folder we can write in.
     example: a file name for the message when PATH is a folder ("model.npz").
     """
@@ -90,7 +90,9 @@ def _print_per_digit(tallies) -> None:
 def _cmd_data(args: argparse.Namespace) -> int:
     from cnnlib import data
 
-    root = Path(args.root) if args.root else data.default_root()
+    from cnnlib.paths import mnist_dir
+
+    root = Path(args.root) if args.root else mnist_dir()
     with _mnist_errors():
         arrays = data.load_mnist(root, progress=not args.quiet)
     print(f"MNIST is in {root} (SHA-256 verified):")
@@ -102,8 +104,9 @@ def _cmd_data(args: argparse.Namespace) -> int:
 def _cmd_classify_strokes(args: argparse.Namespace) -> int:
     import json
 
-    from cnnlib import strokes
-    from cnnlib.models import _atomic_write, load_model
+    from cnnlib import pendigits, strokes
+    from cnnlib.atomic import atomic_write
+    from cnnlib.serialization import load_model
 
     method = args.method or strokes.DEFAULT_METHOD
     if method not in strokes.METHODS:
@@ -115,7 +118,7 @@ def _cmd_classify_strokes(args: argparse.Namespace) -> int:
                            "train one with `python -m cnnlib train`")
     out = _check_out(args.out, "predictions.csv") if args.out else None
     try:
-        records = strokes.load_strokes(args.file)
+        records = pendigits.load_strokes(args.file)
     except (OSError, ValueError) as error:
         raise CommandError(str(error)) from None
     try:
@@ -123,8 +126,8 @@ def _cmd_classify_strokes(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         raise CommandError(f"cannot load model {model_path}: {error}") from None
     _check_takes_crops(net, model_path)
-    probabilities = strokes.classify_records(net, records, method)
-    result = strokes.score(probabilities, records)
+    probabilities = pendigits.classify_records(net, records, method)
+    result = pendigits.score(probabilities, records)
     print(f"digits: {result['n']} ({result['labelled']} labelled), method: {method}, "
           f"model: {model_path}")
     if result["accuracy"] is not None:
@@ -147,7 +150,7 @@ def _cmd_classify_strokes(args: argparse.Namespace) -> int:
                 f"{r['index']},{'' if r['label'] is None else r['label']},{r['prediction']},"
                 f"{r['probability']}\n" for r in rows)
         try:
-            _atomic_write(out, lambda f: f.write(text.encode("utf-8")))
+            atomic_write(out, lambda f: f.write(text.encode("utf-8")))
         except OSError as error:
             raise CommandError(f"cannot write {out}: {error}") from None
         print(f"predictions written to {out}")
@@ -155,7 +158,9 @@ def _cmd_classify_strokes(args: argparse.Namespace) -> int:
 
 
 def _default_model_path() -> Path:
-    return Path(__file__).resolve().parent.parent / "data" / "models" / "seed-net.npz"
+    from cnnlib.paths import shipped_model
+
+    return shipped_model("seed-net.npz")
 
 
 def _print_accuracies(probabilities, labels) -> None:
@@ -212,7 +217,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from cnnlib import data, models, train
+    from cnnlib import data, serialization, train
 
     out = _check_out(args.out, "model.npz")
     recipe = train.Recipe(**{field.name: getattr(args, field.name)
@@ -251,7 +256,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     probabilities = train.predict_proba(trainer.net, x_test)
     test_accuracy = float((probabilities.argmax(axis=1) == y_test).mean())
     try:
-        path = models.save_model(
+        path = serialization.save_model(
             trainer.net, out, recipe=dataclasses.asdict(recipe),
             history=history.summary(), validation_accuracy=val_accuracy,
             test_accuracy=test_accuracy, test_examples=len(y_test),
@@ -264,10 +269,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from cnnlib import data, models, train
+    from cnnlib import data, serialization, train
 
     try:
-        net = models.load_model(args.path)
+        net = serialization.load_model(args.path)
     except (OSError, ValueError) as error:
         raise CommandError(str(error)) from None
     _check_takes_crops(net, args.path)
@@ -346,7 +351,7 @@ def _add_training_commands(commands) -> None:
         "original demo did) and its accuracy for each digit.",
     )
     evaluate.add_argument("path", metavar="PATH", nargs="?", default=str(_default_model_path()),
-                          help="model file (default: data/models/seed-net.npz)")
+                          help="model file (default: the shipped seed-net.npz)")
     evaluate.add_argument("--crops", type=_positive_int, default=1,
                           help="1: centre crop (default); N > 1: average N random crops")
     evaluate.add_argument("--seed", type=_seed, default=0,
@@ -418,8 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     data.add_argument(
         "--root", metavar="DIR",
-        help="folder for the IDX files (default: data/mnist of the repository, "
-        "or $CNNLIB_DATA_DIR/mnist)",
+        help="folder for the IDX files (default: $CNNLIB_DATA/mnist, else data/mnist of the "
+        "checkout, else ~/.local/share/cnnlib/mnist)",
     )
     data.add_argument("--quiet", action="store_true", help="no progress bars")
     data.set_defaults(handler=_cmd_data)
@@ -434,7 +439,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     classify.add_argument("file", metavar="FILE.json", help="the stroke file")
     classify.add_argument("--model", default=str(_default_model_path()),
-                          help="trained network (default: data/models/seed-net.npz)")
+                          help="trained network (default: the shipped seed-net.npz)")
     classify.add_argument("--method", default=None,
                           help="pre-processing method (default: cnnlib.strokes.DEFAULT_METHOD)")
     classify.add_argument("--out", metavar="PATH",

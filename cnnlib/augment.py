@@ -1,7 +1,21 @@
-"""Augmentation beyond random crops: small random affine transforms, optionally elastic, batched.
+"""Every training augmentation: crops, random affine transforms (optionally elastic), stroke
+thickness, slashed zeros, and their composition, all batched.
 
-Every training image gets its own small rotation (about +-10 degrees), scale (about +-10%) and
-shift (a few pixels), and is resampled onto the network's 24x24 grid, all images at once:
+An augmentation has the trainer's signature ``augment(x, rng) -> x_aug``: float images
+x: (B, 1, H, W) in [0, 1] (``cnnlib.data.to_float``) and a numpy Generator (or a seed for one,
+``cnnlib.seeding.as_generator``) -> (B, 1, size, size)::
+
+    RandomCrop(24)(x, rng)              # the original demo's: one random 24x24 crop per image
+    CenterCrop(24)(x)                   # evaluation: the central 24x24 (no randomness)
+    Compose(RandomThickness(0.75), RandomCrop(24))(x, rng)
+    make_augment("affine")              # by name, the CLI's --augment (AUGMENTATIONS)
+
+``slashed_zeros`` is different: it adds training examples (zeros crossed with a slash) once,
+before training, rather than changing each batch.
+
+Random affine transforms: every training image gets its own small rotation (about +-10 degrees),
+scale (about +-10%) and shift (a few pixels), and is resampled onto the network's 24x24 grid, all
+images at once:
 
 1. *Inverse mapping.* For each output pixel p (coordinates relative to the output's centre) we
    ask where it comes from in the source image: q = A p + t, with A = R(-theta) / s the inverse of
@@ -22,16 +36,99 @@ the centre crop. The whole batch is one set of array operations: no Python loop 
     augment = RandomAffine(size=24, rotation=10, scale=0.1, shift=2)
     x_aug = augment(x, rng)        # x: (B, 1, 28, 28) float32 -> (B, 1, 24, 24) float32
 
-``RandomAffine`` has the trainer's augmentation signature ``augment(x, rng)``.
-
 What it trades away: bilinear sampling blurs a little (each output pixel averages up to four
 source pixels); no shear or flips (a flipped digit is a different symbol).
 """
 
 import numpy as np
 
-__all__ = ["sample_affine", "elastic_displacement", "warp", "random_affine", "RandomAffine"]
+from .seeding import as_generator
+from .strokes import rasterize
 
+__all__ = ["RandomCrop", "CenterCrop", "Compose", "AUGMENTATIONS", "make_augment",
+           "sample_affine", "elastic_displacement", "warp", "random_affine", "RandomAffine",
+           "RandomThickness", "slashed_zeros"]
+
+
+# ---------------------------------------------------------------------------------------- crops
+
+def _crop_size_check(x, size, what):
+    if x.ndim != 4 or not 1 <= size <= min(x.shape[-2:]):
+        raise ValueError(f"{what}: expected images (N, C, H, W) with H, W >= {size}; "
+                         f"got {x.shape}")
+
+
+class RandomCrop:
+    """One random ``size`` x ``size`` crop per image, in one vectorized gather.
+
+    Call: ``RandomCrop(24)(x, rng)``, x: (B, C, H, W) -> (B, C, size, size), a new array of x's
+    dtype; each image's top-left corner is uniform over the (H - size + 1) x (W - size + 1)
+    valid positions, drawn from rng (a Generator, or a seed for one).
+    """
+
+    def __init__(self, size=24):
+        self.size = int(size)
+        self._offsets = {}  # (C, H, W) -> flat offsets of a crop's pixels from its corner
+
+    def _crop_offsets(self, channels, height, width):
+        key = (channels, height, width)
+        if key not in self._offsets:
+            c, i, j = np.ogrid[:channels, :self.size, :self.size]
+            self._offsets[key] = (c * height * width + i * width + j)[None]  # (1, C, size, size)
+        return self._offsets[key]
+
+    def __call__(self, x, rng):
+        _crop_size_check(x, self.size, "RandomCrop")
+        rng = as_generator(rng)
+        n, channels, height, width = x.shape
+        top = rng.integers(0, height - self.size + 1, size=n)
+        left = rng.integers(0, width - self.size + 1, size=n)
+        # One flat gather: pixel (c, i, j) of crop k is element corner_k + offset(c, i, j) of x.
+        # (Same result as indexing a sliding_window_view, at a fraction of the Python overhead.)
+        corners = (np.arange(n) * (channels * height * width) + top * width + left)
+        flat = np.ascontiguousarray(x).reshape(-1)
+        return flat[corners[:, None, None, None] + self._crop_offsets(channels, height, width)]
+
+    def __repr__(self):
+        return f"RandomCrop({self.size})"
+
+
+class CenterCrop:
+    """The central ``size`` x ``size`` crop (for 28 -> 24: rows/cols 2..25).
+
+    Call: ``CenterCrop(24)(x)``, x: (B, C, H, W) -> (B, C, size, size), a view of x (copy it with
+    ``np.ascontiguousarray`` to keep it). Takes and ignores an rng, to fit ``augment(x, rng)``.
+    """
+
+    def __init__(self, size=24):
+        self.size = int(size)
+
+    def __call__(self, x, rng=None):
+        _crop_size_check(x, self.size, "CenterCrop")
+        top = (x.shape[-2] - self.size) // 2
+        left = (x.shape[-1] - self.size) // 2
+        return x[..., top:top + self.size, left:left + self.size]
+
+    def __repr__(self):
+        return f"CenterCrop({self.size})"
+
+
+class Compose:
+    """Apply augmentations in order: ``Compose(f, g)(x, rng) == g(f(x, rng), rng)``."""
+
+    def __init__(self, *augmentations):
+        self.augmentations = augmentations
+
+    def __call__(self, x, rng):
+        for augment in self.augmentations:
+            x = augment(x, rng)
+        return x
+
+    def __repr__(self):
+        return "Compose(" + ", ".join(map(repr, self.augmentations)) + ")"
+
+
+# --------------------------------------------------------------------------------------- affine
 
 def _check_images(images, what):
     if not isinstance(images, np.ndarray) or images.dtype.kind != "f":
@@ -149,7 +246,7 @@ def random_affine(images, rng, size=24, rotation=10.0, scale=0.1, shift=2.0,
     if not elastic_alpha >= 0:
         raise ValueError(f"random_affine needs elastic_alpha >= 0 (0: no distortion); got "
                          f"{elastic_alpha!r}")
-    rng = np.random.default_rng(rng)
+    rng = as_generator(rng)
     x = _check_images(images, "random_affine")
     A, d = sample_affine(len(x), rng, rotation, scale, shift)
     displacement = None
@@ -186,3 +283,93 @@ class RandomAffine:
         if self.elastic_alpha:
             text += f", elastic_alpha={self.elastic_alpha}, elastic_sigma={self.elastic_sigma}"
         return text + ")"
+
+
+AUGMENTATIONS = ("crop", "affine", "elastic")
+
+
+def make_augment(name, size=24):
+    """An augmentation by name (the CLI's ``--augment``): "crop" (``RandomCrop(size)``, the
+    original's); "affine" (``RandomAffine``: rotation +-10 degrees, scale +-10%, shift +-2 pixels,
+    resampled onto the size x size grid); "elastic" (affine plus an elastic distortion, alpha 8,
+    sigma 3)."""
+    if name == "crop":
+        return RandomCrop(size)
+    if name == "affine":
+        return RandomAffine(size, rotation=10, scale=0.1, shift=2)
+    if name == "elastic":
+        return RandomAffine(size, rotation=10, scale=0.1, shift=2, elastic_alpha=8, elastic_sigma=3)
+    raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
+
+
+# ------------------------------------------------------------- drawn digits: thickness, slashes
+
+class RandomThickness:
+    """Make each training digit's strokes randomly thinner or thicker, as drawn digits vary.
+
+    Call: ``RandomThickness(amount)(x, rng)``, x: float (B, 1, H, W) in [0, 1] -> same shape.
+    Each image gets its own t ~ U(-amount, amount) and becomes
+        x + t (dilate(x) - x)   for t > 0 (thicker: towards the grey-level dilation),
+        x + t (x - erode(x))    for t < 0 (thinner: towards the grey-level erosion),
+    where dilate/erode take the max/min over each pixel and its 4 neighbours (a plus-shaped
+    structuring element, about one pixel on each side of a stroke). It has the trainer's
+    augmentation signature; put it before the crop:
+    ``Compose(RandomThickness(0.75), RandomCrop(24))``. Drawn strokes are thinner or thicker
+    than MNIST's.
+    """
+
+    def __init__(self, amount: float = 0.75):
+        if not 0 <= amount <= 1:
+            raise ValueError(f"RandomThickness amount must be in [0, 1]; got {amount!r}")
+        self.amount = float(amount)
+
+    def __repr__(self):
+        return f"RandomThickness({self.amount})"
+
+    def __call__(self, x, rng):
+        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype.kind != "f":
+            raise ValueError("RandomThickness expects float images (B, C, H, W); got "
+                             f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
+        padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
+        neighbours = np.stack([padded[..., 1:-1, :-2], padded[..., 1:-1, 2:],
+                               padded[..., :-2, 1:-1], padded[..., 2:, 1:-1], x])
+        dilated, eroded = neighbours.max(axis=0), neighbours.min(axis=0)
+        t = as_generator(rng).uniform(-self.amount, self.amount, size=(len(x), 1, 1, 1)).astype(x.dtype)
+        return np.where(t > 0, x + t * (dilated - x), x + t * (x - eroded)).astype(x.dtype)
+
+
+def slashed_zeros(images, labels, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Extra training digits in a style MNIST hardly has: zeros with a slash through them (Ø).
+
+    Some people cross their zeros so they are not read as the letter O; a network that never saw
+    one reads the crossed loop as an 8 (4 of the 30 tuning writers' zeros are written so; notebook
+    10). For ``fraction`` of the zeros in ``images``, picked at random, this draws a "/" across the
+    digit's ink box, from just below its bottom-left corner to just above its top-right one (each
+    end moved by up to 1.5 pixels), with a pen 1.5-2.5 pixels wide, and returns the copies.
+
+    images: uint8 (N, 28, 28); labels: (N,); fraction in [0, 1]; rng: a numpy Generator (or a
+    seed for one).
+    Returns (uint8 (M, 28, 28), labels (M,) all 0), M = round(fraction * number of zeros), to be
+    added to the training set (``cnnlib.train.Recipe.slashed_zeros``).
+    """
+    images, labels = np.asarray(images), np.asarray(labels)
+    if images.dtype != np.uint8 or images.ndim != 3 or len(images) != len(labels):
+        raise ValueError("slashed_zeros expects uint8 images (N, H, W) and labels (N,); got "
+                         f"{images.dtype} {images.shape} and labels {labels.shape}")
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction must be in [0, 1]; got {fraction!r}")
+    rng = as_generator(rng)
+    # Zeros with ink to cross (every MNIST zero has; a blank image would have no ink box).
+    zeros = np.flatnonzero((labels == 0) & (images.max(axis=(1, 2)) > 0.3 * 255))
+    picked = rng.choice(zeros, size=int(round(fraction * len(zeros))), replace=False)
+    out = np.empty((len(picked),) + images.shape[1:], dtype=np.uint8)
+    for k, i in enumerate(picked):
+        image = images[i].astype(np.float32) / 255
+        rows, cols = np.nonzero(image > 0.3)
+        x0, x1, y0, y1 = cols.min(), cols.max() + 1, rows.min(), rows.max() + 1
+        margin = rng.uniform(0, 2, 2)
+        start = np.array([x0 - margin[0], y1 + margin[0]]) + rng.uniform(-1.5, 1.5, 2)
+        end = np.array([x1 + margin[1], y0 - margin[1]]) + rng.uniform(-1.5, 1.5, 2)
+        slash = rasterize([np.stack([start, end])], image.shape, rng.uniform(1.5, 2.5))
+        out[k] = np.round(255 * np.maximum(image, slash))
+    return out, np.zeros(len(picked), dtype=labels.dtype)

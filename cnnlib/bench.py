@@ -6,7 +6,7 @@
     python -m cnnlib bench --recipe           # + wall-clock of the original recipe (2 epochs)
 
 A training step is the whole thing: forward, softmax cross-entropy, backward, SGD momentum update,
-on the reference network (``cnnlib.models.seed_net``) with random 24x24 float32 images. Inference
+on the reference network (``cnnlib.architectures.seed_net``) with random 24x24 float32 images. Inference
 is ``predict`` on 10,000 images, 64 at a time (its default). When ``import torch`` works the
 same network (same initial weights, same SGD settings, same number of threads) is timed too, in
 alternating slices (cnnlib, PyTorch, PyTorch, cnnlib, ...) so that noise from a shared machine
@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from . import __version__
-from .models import build_model, seed_net
+from .architectures import build_model, seed_net
 from .network import Sequential, forward_backward
 from .optim import SGD
 
@@ -349,7 +349,7 @@ def main(seconds=3.0, rounds=3, threads=1, batch_sizes=(20, 64), use_torch=True,
          inference=True, recipe=False, seed=0, out=print, model="seed", cores=None):
     """Run the benchmark and print (via ``out``) the machine, the table and the ratios.
 
-    model: a name from ``cnnlib.models.MODELS`` ("seed": the reference network; "deep": the
+    model: a name from ``cnnlib.architectures.MODELS`` ("seed": the reference network; "deep": the
     deeper network of notebook 09, with batch norm and dropout in training mode).
     cores: instead of ``threads``, give each library this many cores its own way: PyTorch as
     threads, cnnlib as processes of one BLAS thread each (``cnnlib.parallel``)."""

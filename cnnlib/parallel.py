@@ -35,7 +35,7 @@ be left half-sent in a pipe; a ``Trainer`` starts new ones at its next step.
 What it trades away: the weights travel to every worker at every step (28 kB for the reference
 network; a step's exchange takes about 0.2 ms), which only pays off when a share takes a
 millisecond or more; the workers take about 0.3 s to start (``spawn``: a fresh interpreter, safe
-beside the training dashboard's thread), and they rebuild the network from ``cnnlib.models``'
+beside the training dashboard's thread), and they rebuild the network from ``cnnlib.serialization``'
 registry, so a layer type registered in a notebook cell is unknown to them (register it in a
 module they import); a worker starts by importing the script that started it, so a script needs
 the usual ``if __name__ == "__main__":`` around its training code; one machine only.
@@ -50,7 +50,8 @@ import weakref
 import numpy as np
 
 from .dropout import Dropout
-from .models import _buffers, architecture, from_architecture
+from . import serialization
+from .serialization import architecture, from_architecture
 from .network import Sequential, forward_backward
 from .ops import ops
 
@@ -82,7 +83,7 @@ def shares(n, parts):
 
 def _state_arrays(net):
     """The arrays every copy of ``net`` must agree on: parameters, then buffers (fixed order)."""
-    return [param for _, param, _ in net.parameters()] + list(_buffers(net).values())
+    return [param for _, param, _ in net.parameters()] + list(serialization.buffers(net).values())
 
 
 def _flatten(arrays, dtype):
@@ -180,7 +181,7 @@ def _stop(processes, connections):
 class DataParallel:
     """Run ``net`` on ``workers`` processes: this one and ``workers - 1`` helpers.
 
-    net: a Sequential whose layers ``cnnlib.models`` can save (every built-in layer).
+    net: a Sequential whose layers ``cnnlib.serialization`` can save (every built-in layer).
     workers: processes in all (>= 1; 1 means no helper processes, plain single-process calls).
     seed: seeds the workers' dropout generators (worker w's layer i uses
     ``default_rng([seed, w, i])``); None draws one from the operating system.
@@ -218,7 +219,7 @@ class DataParallel:
         seed = int(np.random.SeedSequence(seed).entropy) if seed is None else seed
         specs = architecture(net)
         params = {name: param.copy() for name, param, _ in net.parameters()}
-        buffers = {name: value.copy() for name, value in _buffers(net).items()}
+        buffers = {name: value.copy() for name, value in serialization.buffers(net).items()}
         context = multiprocessing.get_context("spawn")
         saved = {name: os.environ.get(name) for name in _ONE_THREAD}
         os.environ.update(_ONE_THREAD)             # inherited by the workers when they start

@@ -17,12 +17,8 @@ Two methods (``METHODS``):
   place it in a 28x28 field so that its centre of mass is the field's centre, and take the centre
   24x24 (the crop the network is evaluated on).
 
-"original" is ``DEFAULT_METHOD``, chosen with the shipped network (``data/models/seed-net.npz``) on
-the 12 tuning writers of 600 real pen digits (UNIPEN, 24 writers; notebook 10): with the network
-shipped first it read 97.7% of their digits against 96.4% with "mnist"; with today's the two tie
-at 97.0% (293 of 302), and the default stays. On the 12 held-out writers both read 289 of 298
-(96.98%, just under the course's 97% goal). Across networks the two trade places by a point or so either way; both are much better
-than shrinking the whole drawing box.
+"original" is ``DEFAULT_METHOD``, chosen with the shipped network on the tuning writers of real
+pen digits (``cnnlib.pendigits``; the measurements are in the README).
 
 Both draw the strokes with ``rasterize``: an anti-aliased thick-line rasterizer with round caps
 and joins, vectorized as the distance from every pixel centre to every segment.
@@ -30,8 +26,9 @@ and joins, vectorized as the distance from every pixel centre to every segment.
 Coordinates: in an image, pixel (row r, column c) is the unit square [c, c+1) x [r, r+1); its
 centre is (c + 0.5, r + 0.5). Points are (x, y) = (column direction, row direction).
 
-Recorded digits (``load_strokes``) come in any units; ``fit_to_box`` scales one the way a person
-would draw it in the 280x280 drawing box, and then it goes through exactly the widget's pipeline.
+Recorded digits (``cnnlib.pendigits.load_strokes``) come in any units; ``fit_to_box`` scales one
+the way a person would draw it in the 280x280 drawing box, and then it goes through exactly the
+widget's pipeline.
 
 What it trades away: no pressure or timing information is used; the rasterizer computes every
 pixel against every segment (fine for 24x24 or 28x28 targets, not for large images).
@@ -39,11 +36,9 @@ pixel against every segment (fine for 24x24 or 28x28 targets, not for large imag
 
 from __future__ import annotations
 
-import json
 import math
 import numbers
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 
@@ -51,8 +46,6 @@ __all__ = [
     "METHODS", "DEFAULT_METHOD", "REJECT_BELOW", "IMAGE_SIZE",
     "as_strokes", "bounding_box", "transform", "fit_to_box", "resample", "rasterize",
     "center_of_mass", "gaussian_blur", "preprocess_original", "preprocess_mnist", "preprocess",
-    "load_strokes", "records_to_images", "TUNING_WRITERS", "split_by_writer", "classify_records",
-    "score", "RandomThickness", "slashed_zeros",
 ]
 
 IMAGE_SIZE = 24
@@ -465,215 +458,3 @@ def preprocess(strokes, box_size=(280, 280), method: str = DEFAULT_METHOD) -> np
     return function(strokes, box_size)
 
 
-# ---------------------------------------------------------------------------------------------
-# Recorded digits
-
-
-def load_strokes(path) -> list[dict]:
-    """Read a stroke file: a JSON list of ``{"label": int (optional), "strokes": [[[x, y], ...],
-    ...]}`` records in any units, y down; extra keys (such as "writer") are kept.
-
-    Returns a list of dicts, one per record, with "strokes" as a list of float64 (n_i, 2) arrays
-    and "label" an int in 0..9 or None when absent. Raises FileNotFoundError for a missing file
-    and ValueError naming the path and the record index for anything malformed (not JSON, no
-    records, a point that is not two finite numbers, a label outside 0-9...).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"stroke file {path} does not exist (or is not a file)")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as error:
-        raise ValueError(f"stroke file {path} is not UTF-8 text ({error.reason} at byte "
-                         f"{error.start}); expected a JSON list of stroke records") from None
-    if not text.strip():
-        raise ValueError(f"stroke file {path} is empty; expected a JSON list of records "
-                         '{"label": 0-9, "strokes": [[[x, y], ...], ...]}')
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"stroke file {path} is not valid JSON: {error}") from None
-    if not isinstance(data, list):
-        raise ValueError(f"stroke file {path}: expected a JSON list of records; "
-                         f"got a JSON {type(data).__name__}")
-    if not data:
-        raise ValueError(f"stroke file {path} holds no records (an empty list)")
-    records = []
-    for index, raw in enumerate(data):
-        what = f"stroke file {path}, record {index}"
-        if not isinstance(raw, dict) or "strokes" not in raw:
-            raise ValueError(f"{what}: expected an object with a \"strokes\" key; got {raw!r:.80}")
-        label = raw.get("label")
-        if label is not None and (isinstance(label, bool) or not isinstance(label, int)
-                                  or not 0 <= label <= 9):
-            raise ValueError(f"{what}: label must be an integer 0-9 (or absent); got {label!r}")
-        record = dict(raw)
-        record["label"] = label
-        record["strokes"] = as_strokes(raw["strokes"], what)
-        records.append(record)
-    return records
-
-
-def records_to_images(records, method: str = DEFAULT_METHOD, box_size: float = 280,
-                      **options) -> np.ndarray:
-    """Replay recorded digits through the widget's pipeline: ``fit_to_box`` then the method.
-
-    records: dicts with "strokes" (as from ``load_strokes``). ``options`` go to the method's
-    function (e.g. ``width=2.5`` for "mnist") for tuning; without them this is ``preprocess``.
-    Returns float32 (N, 1, 24, 24), ready for ``net.predict_proba``.
-    """
-    if method not in METHODS:
-        raise ValueError(f"unknown pre-processing method {method!r}; "
-                         f"expected one of {sorted(METHODS)}")
-    function = METHODS[method]
-    images = np.empty((len(records), 1, IMAGE_SIZE, IMAGE_SIZE), dtype=np.float32)
-    for i, record in enumerate(records):
-        fitted = fit_to_box(record["strokes"], box_size)
-        images[i, 0] = function(fitted, (box_size, box_size), **options)
-    return images
-
-
-# ---------------------------------------------------------------------------------------------
-# The writer split of the real pen digits (shared/data/unipen-digits-dev.json)
-
-TUNING_WRITERS = frozenset({
-    "aga/AnnZchrl", "apa/JeanHale", "apb/Diane_Figueira", "app/BryanMacDonald", "art/writer01",
-    "ced/AYML3525", "ibm/r01-04", "ibm/r02-04", "ibm/r03-12", "imp/ostrowski", "pri/150",
-    "syn/lvh",
-})
-"""The 12 writers whose digits the pre-processing was tuned on: the dev set's 24 writers sorted
-by name, every other one starting with the first. The other 12 are held out: never looked at
-while tuning, only measured."""
-
-
-def split_by_writer(records) -> tuple[list[dict], list[dict]]:
-    """(tuning records, held-out records) by ``TUNING_WRITERS``; records need a "writer" key."""
-    tuning, held_out = [], []
-    for index, record in enumerate(records):
-        if "writer" not in record:
-            raise ValueError(f"record {index} has no \"writer\"; split_by_writer needs one")
-        (tuning if record["writer"] in TUNING_WRITERS else held_out).append(record)
-    return tuning, held_out
-
-
-# ---------------------------------------------------------------------------------------------
-# Classifying recorded digits and scoring the result
-
-
-def classify_records(net, records, method: str = DEFAULT_METHOD, box_size: float = 280,
-                     **options) -> np.ndarray:
-    """Class probabilities (N, 10) for recorded digits, through exactly the widget's pipeline.
-
-    net: anything with ``predict_proba(x: (N, 1, 24, 24)) -> (N, 10)`` (a ``Sequential``).
-    records, method, box_size, options: as in ``records_to_images``.
-    """
-    return net.predict_proba(records_to_images(records, method, box_size, **options))
-
-
-def score(probabilities: np.ndarray, records) -> dict:
-    """Accuracy figures of predictions on recorded digits.
-
-    probabilities: (N, 10) from ``classify_records``; records: the N records (labels may be None).
-    Returns a dict:
-        n: number of digits; labelled: how many have a label
-        accuracy: fraction right among the labelled digits (None without labels)
-        per_digit: {digit: (right, count)} for the labelled digits
-        multi_stroke / single_stroke: (right, count) over labelled digits of 2+ strokes / 1 stroke
-        rejection_rate: fraction of all digits whose top probability is below ``REJECT_BELOW``
-            (the original demo answers "?" for those)
-    Rejected digits still count in the accuracy with their top guess.
-    """
-    probabilities = np.asarray(probabilities)
-    if probabilities.ndim != 2 or len(probabilities) != len(records):
-        raise ValueError(f"score expects probabilities (N, K) for N = {len(records)} records; "
-                         f"got shape {probabilities.shape}")
-    predictions = probabilities.argmax(axis=1)
-    labels = np.array([-1 if r.get("label") is None else r["label"] for r in records])
-    n_strokes = np.array([len(r["strokes"]) for r in records])
-    labelled = labels >= 0
-    right = (predictions == labels) & labelled
-
-    def tally(mask):
-        return int(right[mask].sum()), int((mask & labelled).sum())
-
-    return {
-        "n": len(records),
-        "labelled": int(labelled.sum()),
-        "accuracy": float(right.sum() / labelled.sum()) if labelled.any() else None,
-        "per_digit": {d: tally(labels == d) for d in range(10) if (labels == d).any()},
-        "multi_stroke": tally(n_strokes > 1),
-        "single_stroke": tally(n_strokes == 1),
-        "rejection_rate": float((probabilities.max(axis=1) < REJECT_BELOW).mean()),
-    }
-
-
-# ---------------------------------------------------------------------------------------------
-# Training augmentation: drawn strokes are thinner or thicker than MNIST's
-
-
-class RandomThickness:
-    """Make each training digit's strokes randomly thinner or thicker, as drawn digits vary.
-
-    Call: ``RandomThickness(amount)(x, rng)``, x: float (B, 1, H, W) in [0, 1] -> same shape.
-    Each image gets its own t ~ U(-amount, amount) and becomes
-        x + t (dilate(x) - x)   for t > 0 (thicker: towards the grey-level dilation),
-        x + t (x - erode(x))    for t < 0 (thinner: towards the grey-level erosion),
-    where dilate/erode take the max/min over each pixel and its 4 neighbours (a plus-shaped
-    structuring element, about one pixel on each side of a stroke). It has the trainer's
-    augmentation signature; put it before the crop:
-    ``train.Compose(RandomThickness(0.75), RandomCrop(24))``.
-    """
-
-    def __init__(self, amount: float = 0.75):
-        if not 0 <= amount <= 1:
-            raise ValueError(f"RandomThickness amount must be in [0, 1]; got {amount!r}")
-        self.amount = float(amount)
-
-    def __repr__(self):
-        return f"RandomThickness({self.amount})"
-
-    def __call__(self, x, rng):
-        if not isinstance(x, np.ndarray) or x.ndim != 4 or x.dtype.kind != "f":
-            raise ValueError("RandomThickness expects float images (B, C, H, W); got "
-                             f"{getattr(x, 'dtype', type(x).__name__)} {getattr(x, 'shape', '')}")
-        padded = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
-        neighbours = np.stack([padded[..., 1:-1, :-2], padded[..., 1:-1, 2:],
-                               padded[..., :-2, 1:-1], padded[..., 2:, 1:-1], x])
-        dilated, eroded = neighbours.max(axis=0), neighbours.min(axis=0)
-        t = rng.uniform(-self.amount, self.amount, size=(len(x), 1, 1, 1)).astype(x.dtype)
-        return np.where(t > 0, x + t * (dilated - x), x + t * (x - eroded)).astype(x.dtype)
-
-
-def slashed_zeros(images, labels, fraction: float, rng) -> tuple[np.ndarray, np.ndarray]:
-    """Extra training digits in a style MNIST hardly has: zeros with a slash through them (Ø).
-
-    Some people cross their zeros so they are not read as the letter O; a network that never saw
-    one reads the crossed loop as an 8 (4 of the 30 tuning writers' zeros are written so; notebook
-    10). For ``fraction`` of the zeros in ``images``, picked at random, this draws a "/" across the
-    digit's ink box, from just below its bottom-left corner to just above its top-right one (each
-    end moved by up to 1.5 pixels), with a pen 1.5-2.5 pixels wide, and returns the copies.
-
-    images: uint8 (N, 28, 28); labels: (N,); fraction in [0, 1]; rng: a numpy Generator.
-    Returns (uint8 (M, 28, 28), labels (M,) all 0), M = round(fraction * number of zeros), to be
-    added to the training set (``cnnlib.train.Recipe.slashed_zeros``).
-    """
-    images, labels = np.asarray(images), np.asarray(labels)
-    if images.dtype != np.uint8 or images.ndim != 3 or len(images) != len(labels):
-        raise ValueError("slashed_zeros expects uint8 images (N, H, W) and labels (N,); got "
-                         f"{images.dtype} {images.shape} and labels {labels.shape}")
-    if not 0 <= fraction <= 1:
-        raise ValueError(f"fraction must be in [0, 1]; got {fraction!r}")
-    # Zeros with ink to cross (every MNIST zero has; a blank image would have no ink box).
-    zeros = np.flatnonzero((labels == 0) & (images.max(axis=(1, 2)) > 0.3 * 255))
-    picked = rng.choice(zeros, size=int(round(fraction * len(zeros))), replace=False)
-    out = np.empty((len(picked),) + images.shape[1:], dtype=np.uint8)
-    for k, i in enumerate(picked):
-        image = images[i].astype(np.float32) / 255
-        rows, cols = np.nonzero(image > 0.3)
-        x0, x1, y0, y1 = cols.min(), cols.max() + 1, rows.min(), rows.max() + 1
-        margin = rng.uniform(0, 2, 2)
-        start = np.array([x0 - margin[0], y1 + margin[0]]) + rng.uniform(-1.5, 1.5, 2)
-        end = np.array([x1 + margin[1], y0 - margin[1]]) + rng.uniform(-1.5, 1.5, 2)
-        slash = rasterize([np.stack([start, end])], image.shape, rng.uniform(1.5, 2.5))
-        out[k] = np.round(255 * np.maximum(image, slash))
-    return out, np.zeros(len(picked), dtype=labels.dtype)

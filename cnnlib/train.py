@@ -5,11 +5,11 @@ example, shuffled every epoch, mini-batches of 20, SGD with lr 0.01 and momentum
 validation on the last 10,000 training digits (centre crop)::
 
     import numpy as np
-    from cnnlib import data, models, optim, train
+    from cnnlib import architectures, data, optim, train
 
     split = data.load_mnist_split()
     rng = np.random.default_rng(0)                     # the one source of randomness
-    net = models.seed_net(rng=rng)
+    net = architectures.seed_net(rng=rng)
     trainer = train.Trainer(net, split.x_train, split.y_train, split.x_val, split.y_val,
                             optimizer=optim.SGD(lr=0.01, momentum=0.9), batch_size=20, rng=rng)
     loss = trainer.step()                  # one mini-batch -> its mean loss (a float)
@@ -32,7 +32,8 @@ stops after the current step when ``trainer.stop()`` is called (from a callback 
 
 Augmentation is a plain function ``augment(x, rng) -> x_aug`` on a batch of float32
 ``(B, 1, 28, 28)`` images returning ``(B, 1, 24, 24)`` network inputs; the default is
-``RandomCrop(24)``. Chain your own with ``Compose``, e.g. ``Compose(thicken, RandomCrop(24))``.
+``RandomCrop(24)``. Chain your own with ``Compose``, e.g. ``Compose(thicken, RandomCrop(24))``
+(every augmentation is in ``cnnlib.augment``).
 
 Seeded runs reproduce exactly on one machine: every random choice (shuffling, crops, and the
 weights, when the network is built from the same generator) comes from one
@@ -48,7 +49,7 @@ it over the second of two epochs.
 (``cnnlib.parallel``).
 
 What it trades away: a single network; no checkpoints mid-run (save the net with
-``cnnlib.models.save_model`` when you like); no early stopping.
+``cnnlib.serialization.save_model`` when you like); no early stopping.
 """
 
 from __future__ import annotations
@@ -58,47 +59,20 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .augment import AUGMENTATIONS, CenterCrop, RandomCrop, make_augment, slashed_zeros
+from .data import to_float
 from .network import forward_backward
 from .optim import SGD
+from .seeding import as_generator
 
 __all__ = [
     "History", "Trainer", "fit", "evaluate", "predict_proba",
-    "as_float_images", "RandomCrop", "CenterCrop", "Compose",
     "Constant", "Cosine", "make_schedule", "SCHEDULES",
     "Callback", "ProgressBar", "WeightAverage", "Recipe", "train_recipe",
-    "AUGMENTATIONS", "make_augment",
 ]
 
 
-# --------------------------------------------------------------------------------------- images
-
-def as_float_images(images):
-    """MNIST images as float32 NCHW in [0, 1], converted once.
-
-    images: uint8 (N, H, W) or (N, 1, H, W) pixels 0..255 -> float32 (N, 1, H, W) / 255;
-    a floating (N, 1, H, W) array, already in [0, 1], is returned as float32 unchanged in value.
-    """
-    images = np.asarray(images)
-    if images.dtype == np.uint8:
-        if images.ndim == 3:
-            images = images[:, None]
-        if images.ndim != 4 or images.shape[1] != 1:
-            raise ValueError(f"expected uint8 images of shape (N, H, W) or (N, 1, H, W); "
-                             f"got {images.shape}")
-        return images.astype(np.float32) / np.float32(255)
-    if images.dtype.kind == "f" and images.ndim == 4:
-        images = images.astype(np.float32, copy=False)
-        # Float pixels 0..255 would train (badly) without a word; NaN would end as "lr too high".
-        if images.size and not (np.isfinite(images).all() and images.min() >= 0
-                                and images.max() <= 1):
-            raise ValueError(f"floating images must be finite and in [0, 1]; these span "
-                             f"{np.nanmin(images):g}..{np.nanmax(images):g}"
-                             f"{' with NaN' if np.isnan(images).any() else ''}. Divide 0..255 "
-                             "pixels by 255, or pass the uint8 images")
-        return images
-    raise ValueError(f"expected uint8 (N, H, W) pixels or floating (N, C, H, W) images; got "
-                     f"{images.dtype.name} array of shape {images.shape}")
-
+# --------------------------------------------------------------------------------------- labels
 
 def _check_labels(images, labels, what, num_classes=None):
     """Integer labels, one per image, each a class index 0..num_classes - 1 -> int64 (N,)."""
@@ -122,76 +96,6 @@ def _num_classes(net):
         if hasattr(layer, "out_features"):
             return int(layer.out_features)
     return None
-
-
-def _crop_size_check(x, size, what):
-    if x.ndim != 4 or not 1 <= size <= min(x.shape[-2:]):
-        raise ValueError(f"{what}: expected images (N, C, H, W) with H, W >= {size}; "
-                         f"got {x.shape}")
-
-
-class RandomCrop:
-    """One random ``size`` x ``size`` crop per image, in one vectorized gather.
-
-    Call: ``RandomCrop(24)(x, rng)``, x: (B, C, H, W) -> (B, C, size, size); each image's top-left
-    corner is uniform over the (H - size + 1) x (W - size + 1) valid positions.
-    """
-
-    def __init__(self, size=24):
-        self.size = int(size)
-        self._offsets = {}  # (C, H, W) -> flat offsets of a crop's pixels from its corner
-
-    def _crop_offsets(self, channels, height, width):
-        key = (channels, height, width)
-        if key not in self._offsets:
-            c, i, j = np.ogrid[:channels, :self.size, :self.size]
-            self._offsets[key] = (c * height * width + i * width + j)[None]  # (1, C, size, size)
-        return self._offsets[key]
-
-    def __call__(self, x, rng):
-        _crop_size_check(x, self.size, "RandomCrop")
-        n, channels, height, width = x.shape
-        top = rng.integers(0, height - self.size + 1, size=n)
-        left = rng.integers(0, width - self.size + 1, size=n)
-        # One flat gather: pixel (c, i, j) of crop k is element corner_k + offset(c, i, j) of x.
-        # (Same result as indexing a sliding_window_view, at a fraction of the Python overhead.)
-        corners = (np.arange(n) * (channels * height * width) + top * width + left)
-        flat = np.ascontiguousarray(x).reshape(-1)
-        return flat[corners[:, None, None, None] + self._crop_offsets(channels, height, width)]
-
-    def __repr__(self):
-        return f"RandomCrop({self.size})"
-
-
-class CenterCrop:
-    """The central ``size`` x ``size`` crop: x: (B, C, H, W) -> (B, C, size, size). Ignores rng."""
-
-    def __init__(self, size=24):
-        self.size = int(size)
-
-    def __call__(self, x, rng=None):
-        _crop_size_check(x, self.size, "CenterCrop")
-        top = (x.shape[-2] - self.size) // 2
-        left = (x.shape[-1] - self.size) // 2
-        return x[..., top:top + self.size, left:left + self.size]
-
-    def __repr__(self):
-        return f"CenterCrop({self.size})"
-
-
-class Compose:
-    """Apply augmentations in order: ``Compose(f, g)(x, rng) == g(f(x, rng), rng)``."""
-
-    def __init__(self, *augmentations):
-        self.augmentations = augmentations
-
-    def __call__(self, x, rng):
-        for augment in self.augmentations:
-            x = augment(x, rng)
-        return x
-
-    def __repr__(self):
-        return "Compose(" + ", ".join(map(repr, self.augmentations)) + ")"
 
 
 # ------------------------------------------------------------------------------------ schedules
@@ -255,25 +159,6 @@ class _HalfAndThreeQuarters:
 
     def __repr__(self):
         return f"make_schedule('step', {self.total})"
-
-
-AUGMENTATIONS = ("crop", "affine", "elastic")
-
-
-def make_augment(name, size=24):
-    """An augmentation by name (the CLI's ``--augment``): "crop" (``RandomCrop(size)``, the
-    original's); "affine" (``cnnlib.augment.RandomAffine``: rotation +-10 degrees, scale +-10%,
-    shift +-2 pixels, resampled onto the size x size grid); "elastic" (affine plus an elastic
-    distortion, alpha 8, sigma 3)."""
-    from .augment import RandomAffine
-
-    if name == "crop":
-        return RandomCrop(size)
-    if name == "affine":
-        return RandomAffine(size, rotation=10, scale=0.1, shift=2)
-    if name == "elastic":
-        return RandomAffine(size, rotation=10, scale=0.1, shift=2, elastic_alpha=8, elastic_sigma=3)
-    raise ValueError(f"unknown augmentation {name!r}; choose one of {', '.join(AUGMENTATIONS)}")
 
 
 # ------------------------------------------------------------------------------------ callbacks
@@ -455,10 +340,6 @@ class History:
 
 # -------------------------------------------------------------------------------------- trainer
 
-def _generator(rng):
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
 class Trainer:
     """Trains ``net`` one mini-batch at a time on (augmented) images.
 
@@ -488,7 +369,7 @@ class Trainer:
         if not isinstance(workers, (int, np.integer)) or workers < 1:
             raise ValueError(f"workers must be an integer >= 1; got {workers!r}")
         self.net = net
-        self.x_train = as_float_images(x_train)
+        self.x_train = to_float(x_train)
         num_classes = _num_classes(net)
         self.y_train = _check_labels(self.x_train, y_train, "y_train", num_classes)
         if len(self.x_train) == 0:
@@ -498,13 +379,13 @@ class Trainer:
         self.x_val = self.y_val = None
         if x_val is not None:
             # Validation always sees the centre crop; convert and crop once, copy to be contiguous.
-            self.x_val = np.ascontiguousarray(CenterCrop(crop_size)(as_float_images(x_val)))
+            self.x_val = np.ascontiguousarray(CenterCrop(crop_size)(to_float(x_val)))
             self.y_val = _check_labels(self.x_val, y_val, "y_val", num_classes)
         self.optimizer = optimizer if optimizer is not None else SGD(lr=0.01, momentum=0.9)
         self.base_lr = self.optimizer.lr
         self.schedule = schedule
         self.batch_size = int(batch_size)
-        self.rng = _generator(rng)
+        self.rng = as_generator(rng)
         self.augment = augment if augment is not None else RandomCrop(crop_size)
         self.crop_size = crop_size
         self.validate_every = validate_every
@@ -624,7 +505,7 @@ class Trainer:
                                  "with x_val and y_val")
             x, y = self.x_val, self.y_val
         else:
-            x = as_float_images(x)
+            x = to_float(x)
             y = _check_labels(x, y, "y")
             if x.shape[-1] != self.crop_size or x.shape[-2] != self.crop_size:
                 x = CenterCrop(self.crop_size)(x)
@@ -726,7 +607,7 @@ def predict_proba(net, images, *, crops=1, seed=0, size=24, batch_size=64):
     """
     if not isinstance(crops, (int, np.integer)) or crops < 1:
         raise ValueError(f"crops must be an integer >= 1; got {crops!r}")
-    x = as_float_images(images)
+    x = to_float(images)
     if crops == 1:
         return net.predict_proba(np.ascontiguousarray(CenterCrop(size)(x)), batch_size)
     rng = np.random.default_rng(seed)
@@ -749,7 +630,7 @@ def evaluate(net, images, labels, *, crops=1, seed=0, size=24, batch_size=64):
 # --------------------------------------------------------------------------------------- recipes
 
 def _model_names():
-    from .models import MODELS   # imported here, as in train_recipe, to stay light
+    from .architectures import MODELS   # imported here, as in train_recipe, to stay light
 
     return sorted(MODELS)
 
@@ -774,7 +655,7 @@ class Recipe:
 
     Each field's ``metadata["help"]`` says what it does (``python -m cnnlib train --help`` shows
     them all); the defaults are the original demo's recipe. average_last uses ``WeightAverage``,
-    slashed_zeros ``cnnlib.strokes.slashed_zeros``, workers ``Trainer``'s ``workers``.
+    slashed_zeros ``cnnlib.augment.slashed_zeros``, workers ``Trainer``'s ``workers``.
     """
 
     model: str = _option("seed", "architecture (default: seed, the demo's 7,090-parameter network)",
@@ -832,7 +713,7 @@ def train_recipe(recipe, split, *, progress=True, callbacks=()):
     is theirs, the one before it the end point's (both at the same examples), and
     ``trainer.weight_average`` is the ``WeightAverage``.
     """
-    from .models import build_model  # models imports layers only; imported here to stay light
+    from .architectures import build_model  # imported here: it pulls in every layer type
 
     if recipe.epochs <= 0:
         raise ValueError(f"epochs must be > 0; got {recipe.epochs}")
@@ -848,8 +729,6 @@ def train_recipe(recipe, split, *, progress=True, callbacks=()):
     if recipe.val_size is not None and x_val is not None:
         x_val, y_val = x_val[:recipe.val_size], y_val[:recipe.val_size]
     if recipe.slashed_zeros:
-        from .strokes import slashed_zeros
-
         # Their own generator, so the initial weights below are those a run without them gets
         # (the shuffles and crops then cover the extra digits too, so they differ).
         extra_x, extra_y = slashed_zeros(x_train, y_train, recipe.slashed_zeros,

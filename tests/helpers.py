@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from cnnlib import models, train
+from cnnlib import architectures, train
 
 
 def fake_digits(n, seed=0):
@@ -21,5 +21,5 @@ def make_trainer(n=200, seed=0, **kwargs):
     """A Trainer of a fresh seed_net on n fake digits, validating on 100 more."""
     images, labels = fake_digits(n + 100, seed=seed)
     rng = np.random.default_rng(seed)
-    net = models.seed_net(rng=rng)
+    net = architectures.seed_net(rng=rng)
     return train.Trainer(net, images[:n], labels[:n], images[n:], labels[n:], rng=rng, **kwargs)

@@ -1,9 +1,12 @@
-"""Random affine augmentation: exact special cases, geometry, statistics, speed-independent
-properties (one call for the whole batch), reproducibility and errors."""
+"""Every augmentation: random affine transforms (exact special cases, geometry, statistics, one
+call for the whole batch, reproducibility, errors), the crops and Compose, stroke thickness and
+slashed zeros."""
 
 import numpy as np
 import pytest
 
+from cnnlib import augment
+from cnnlib import strokes as S
 from cnnlib.augment import (RandomAffine, elastic_displacement, random_affine, sample_affine,
                             warp)
 
@@ -144,3 +147,69 @@ def test_random_affine_takes_a_seed_and_refuses_a_negative_gain():
     np.testing.assert_array_equal(random_affine(x, 5), random_affine(x, np.random.default_rng(5)))
     with pytest.raises(ValueError, match="elastic_alpha >= 0"):
         random_affine(x, 0, elastic_alpha=-1.0)
+
+
+# ------------------------------------------------------------------------------------ crops
+
+def test_random_crop_takes_a_window_of_each_image():
+    x = np.random.default_rng(0).random((30, 1, 28, 28), dtype=np.float32)
+    crops = augment.RandomCrop(24)(x, np.random.default_rng(1))
+    assert crops.shape == (30, 1, 24, 24) and crops.dtype == np.float32
+    corners = set()
+    for image, crop in zip(x, crops):
+        matches = [(i, j) for i in range(5) for j in range(5)
+                   if np.array_equal(image[:, i:i + 24, j:j + 24], crop)]
+        assert len(matches) == 1
+        corners.add(matches[0])
+    assert len(corners) > 10  # corners really vary
+    again = augment.RandomCrop(24)(x, np.random.default_rng(1))
+    assert np.array_equal(crops, again)
+
+
+def test_center_crop_and_compose():
+    x = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 1, 28, 28)
+    assert np.array_equal(augment.CenterCrop(24)(x), x[:, :, 2:26, 2:26])
+    flip = lambda x, rng: x[..., ::-1]  # noqa: E731
+    both = augment.Compose(flip, augment.CenterCrop(24))(x, None)
+    assert np.array_equal(both, x[:, :, 2:26, 2:26][..., ::-1])
+    with pytest.raises(ValueError, match="H, W >= 30"):
+        augment.CenterCrop(30)(x)
+
+
+def test_random_thickness_thickens_and_thins_within_range():
+    line = S.rasterize([[[4.0, 14.0], [24.0, 14.0]]], (28, 28), 3.0)[None, None]
+    x = np.repeat(line, 200, axis=0)  # (200, 1, 28, 28)
+    rng = np.random.default_rng(0)
+    out = augment.RandomThickness(0.75)(x, rng)
+    assert out.shape == x.shape and out.dtype == np.float32
+    assert out.min() >= 0.0 and out.max() <= 1.0
+    ink = out.sum(axis=(1, 2, 3)) / line.sum()
+    assert ink.min() < 0.8 and ink.max() > 1.2  # both thinner and thicker copies
+    np.testing.assert_array_equal(augment.RandomThickness(0.0)(x[:3], rng), x[:3])
+    with pytest.raises(ValueError, match="amount"):
+        augment.RandomThickness(1.5)
+
+
+def test_slashed_zeros_cross_the_loop_of_some_zeros_only():
+    ring = (S.rasterize([np.array([[14 + 6 * np.cos(t), 14 + 8 * np.sin(t)]
+                                   for t in np.linspace(0, 2 * np.pi, 40)])], (28, 28), 2.5)
+            * 255).astype(np.uint8)
+    images = np.repeat(ring[None], 10, axis=0)
+    labels = np.array([0, 0, 0, 0, 1, 2, 3, 4, 5, 6])
+    extra, extra_labels = augment.slashed_zeros(images, labels, 0.5, np.random.default_rng(0))
+    assert extra.shape == (2, 28, 28) and extra.dtype == np.uint8
+    assert extra_labels.tolist() == [0, 0]
+    for image in extra:
+        added = (image.astype(int) - ring) > 100
+        assert added.sum() > 10                       # new ink...
+        assert added[12:17, 12:17].any()              # ...through the middle of the loop...
+        rows, cols = np.nonzero(added)
+        assert np.corrcoef(cols, rows)[0, 1] < -0.8   # ...along a "/" (y grows downwards)
+        assert (image >= ring).all()                  # the zero itself is kept
+    again, _ = augment.slashed_zeros(images, labels, 0.5, np.random.default_rng(0))
+    np.testing.assert_array_equal(again, extra)
+    assert len(augment.slashed_zeros(images, labels, 0.0, np.random.default_rng(0))[0]) == 0
+    with pytest.raises(ValueError, match="fraction"):
+        augment.slashed_zeros(images, labels, 1.5, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="uint8"):
+        augment.slashed_zeros(images.astype(np.float32), labels, 0.5, np.random.default_rng(0))

@@ -9,7 +9,7 @@ import pytest
 from cnnlib import bench
 from cnnlib.__main__ import main
 from cnnlib.losses import softmax_cross_entropy
-from cnnlib.models import seed_net
+from cnnlib.architectures import seed_net
 
 
 def test_bench_command_prints_machine_and_table(capsys):

@@ -460,7 +460,8 @@ def digits():
     {0, 1, 7: (label, strokes, p)} drawn in one stroke and recognized with p >= 0.95, and "two":
     a two-stroke digit recognized with p >= 0.95 whose first stroke alone shows something else."""
     _require(DEV_SET.is_file(), f"the pen-digit dev set {DEV_SET} is missing")
-    from cnnlib.strokes import fit_to_box, load_strokes
+    from cnnlib.pendigits import load_strokes
+    from cnnlib.strokes import fit_to_box
     from cnnlib.ui.pad import DigitPad
 
     pad = DigitPad(replay=None)
@@ -532,7 +533,8 @@ def test_each_stroke_refreshes_the_answer_and_undo_clear_work(pad_page, digits):
 
 def test_latency_mouse_up_to_answer(pad_page):
     """Ten more dev-set digits, then the mouse-up -> answer latency of every stroke drawn here."""
-    from cnnlib.strokes import fit_to_box, load_strokes
+    from cnnlib.pendigits import load_strokes
+    from cnnlib.strokes import fit_to_box
 
     pad = pad_page
     for record in load_strokes(DEV_SET)[100:110]:

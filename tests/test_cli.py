@@ -12,7 +12,7 @@ import warnings
 import numpy as np
 import pytest
 
-from cnnlib import data, models, train
+from cnnlib import architectures, atomic, data, serialization, train
 from cnnlib.__main__ import build_parser, main
 from cnnlib.layers import Flatten, Linear
 from cnnlib.network import Sequential
@@ -24,13 +24,13 @@ ACCURACY_LINE = re.compile(r"^test accuracy: [01]\.\d{4}$", re.MULTILINE)
 @pytest.fixture
 def seed_model(tmp_path):
     """An untrained seed network saved in the model format (classifies 24x24 crops)."""
-    return models.save_model(models.seed_net(rng=np.random.default_rng(0)), tmp_path / "seed.npz")
+    return serialization.save_model(architectures.seed_net(rng=np.random.default_rng(0)), tmp_path / "seed.npz")
 
 
 @pytest.fixture
 def flat_model(tmp_path):
     """A network for flat 28x28 images: it does not take (N, 1, 24, 24) crops."""
-    return models.save_model(Sequential(Flatten(), Linear(784, 10)), tmp_path / "flat.npz")
+    return serialization.save_model(Sequential(Flatten(), Linear(784, 10)), tmp_path / "flat.npz")
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def stroke_file(tmp_path):
 @pytest.fixture
 def no_mnist(tmp_path, monkeypatch):
     """MNIST is not on disk and no source can fetch it."""
-    monkeypatch.setenv("CNNLIB_DATA_DIR", str(tmp_path / "empty"))
+    monkeypatch.setenv("CNNLIB_DATA", str(tmp_path / "empty"))
     monkeypatch.setattr(data, "default_sources", lambda: [])
 
 
@@ -86,7 +86,7 @@ def test_classify_strokes_write_failure_is_an_error_and_leaves_nothing(
     def disk_full(path, write):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(models, "_atomic_write", disk_full)
+    monkeypatch.setattr(atomic, "atomic_write", disk_full)
     out = tmp_path / "predictions.json"
     assert main(["classify-strokes", str(stroke_file), "--model", str(seed_model),
                  "--out", str(out)]) == 1
@@ -237,7 +237,7 @@ def test_cli_train_then_evaluate(tmp_path, capsys, mnist):
     printed = capsys.readouterr().out
     assert len(ACCURACY_LINE.findall(printed)) == 1
     assert re.search(r"^validation accuracy: [01]\.\d{4}$", printed, re.MULTILINE)
-    header = models.read_header(out)
+    header = serialization.read_header(out)
     info = header["info"]
     assert info["recipe"]["seed"] == 3 and info["recipe"]["train_size"] == 300
     assert info["history"]["examples"] == 300 and info["test_examples"] == 500
@@ -268,7 +268,7 @@ def test_cli_train_with_slashed_zeros_adds_them_to_the_training_set(tmp_path, ca
                  "--epochs", "1", "--slashed-zeros", "0.5", "--quiet", "--out", str(out)]) == 0
     zeros = int((mnist.y_train[:300] == 0).sum())
     assert f"on {300 + round(0.5 * zeros)} images" in capsys.readouterr().out
-    info = models.read_header(out)["info"]
+    info = serialization.read_header(out)["info"]
     assert info["recipe"]["slashed_zeros"] == 0.5 and "--slashed-zeros 0.5" in info["command"]
     with pytest.raises(SystemExit):
         main(["train", "--slashed-zeros", "2", "--out", str(out)])
@@ -313,13 +313,13 @@ def test_cli_output_into_a_closed_pipe_ends_quietly(monkeypatch):
 
 @pytest.mark.slow
 def test_evaluate_prints_the_accuracy_of_the_crops_and_seed_asked_for(tmp_path, capsys, mnist):
-    out = models.save_model(models.seed_net(rng=np.random.default_rng(0)), tmp_path / "n.npz")
+    out = serialization.save_model(architectures.seed_net(rng=np.random.default_rng(0)), tmp_path / "n.npz")
     x, y = mnist.x_test[:300], mnist.y_test[:300]
     for crops, seed in [(1, 0), (4, 1), (4, 2)]:
         assert main(["evaluate", str(out), "--test-size", "300", "--crops", str(crops),
                      "--seed", str(seed), "--quiet"]) == 0
         printed = re.search(r"^test accuracy: (\S+)$", capsys.readouterr().out, re.M).group(1)
-        expected = train.evaluate(models.load_model(out), x, y, crops=crops, seed=seed)
+        expected = train.evaluate(serialization.load_model(out), x, y, crops=crops, seed=seed)
         assert printed == f"{expected:.4f}"
 
 
@@ -334,7 +334,7 @@ def test_cli_train_with_average_last_reports_both_validations(tmp_path, capsys, 
                     printed, re.M)
     final = re.search(r"^validation accuracy: (\S+)$", printed, re.M)
     assert end and final and len(ACCURACY_LINE.findall(printed)) == 1
-    info = models.read_header(out)["info"]
+    info = serialization.read_header(out)["info"]
     assert info["recipe"]["average_last"] == 0.5 and "--average-last 0.5" in info["command"]
     assert f"{info['validation_accuracy']:.4f}" == final.group(1)
 
@@ -345,7 +345,7 @@ def test_cli_train_with_workers_records_them(tmp_path, capsys, mnist):
     assert main(["train", "--train-size", "300", "--val-size", "100", "--test-size", "100",
                  "--epochs", "1", "--workers", "2", "--quiet", "--out", str(out)]) == 0
     assert "test accuracy:" in capsys.readouterr().out
-    info = models.read_header(out)["info"]
+    info = serialization.read_header(out)["info"]
     assert info["recipe"]["workers"] == 2 and "--workers 2" in info["command"]
 
 

@@ -14,7 +14,7 @@ matplotlib.use("Agg")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from cnnlib import models, train  # noqa: E402
+from cnnlib import architectures, augment, serialization  # noqa: E402
 from cnnlib.data import MnistSplit  # noqa: E402
 from cnnlib.ui.dashboard import TrainingDashboard  # noqa: E402
 
@@ -103,7 +103,7 @@ def test_new_network_starts_over_with_fresh_weights(make_dashboard):
 
 
 def test_a_given_network_is_the_one_trained(make_dashboard):
-    net = models.seed_net(rng=np.random.default_rng(5))
+    net = architectures.seed_net(rng=np.random.default_rng(5))
     dash = make_dashboard(net=net)
     assert dash.net is net and "#1, 7,090 parameters" in dash.stats.value
     dash.trainer.run(steps=1)
@@ -122,7 +122,7 @@ def test_a_failing_step_stops_training_and_says_why(make_dashboard):
     _wait_until(lambda: not dash.running, what="training to stop")
     assert "augmentation exploded" in dash.status.value
     assert dash.run_button.description == "Resume"
-    dash.trainer.augment = train.RandomCrop(24)               # fixed: Resume clears the error
+    dash.trainer.augment = augment.RandomCrop(24)               # fixed: Resume clears the error
     dash.start()
     _wait_until(lambda: dash.trainer.examples_seen > 0, what="training to resume")
     dash.pause()
@@ -199,7 +199,7 @@ def test_save_and_load_round_trip(make_dashboard, tmp_path):
     dash.path_box.value = str(path)
     dash.save_button.click()
     assert path.is_file() and "saved network #1" in dash.file_status.value
-    header = models.read_header(path)
+    header = serialization.read_header(path)
     assert header["info"]["hyperparameters"]["lr"] == dash.trainer.optimizer.lr
     assert header["info"]["history"]["steps"] == 3
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from cnnlib import data
+from cnnlib.augment import CenterCrop, RandomCrop
 from cnnlib.__main__ import main
 
 # ---------------------------------------------------------------------------------------------
@@ -317,13 +318,6 @@ def test_no_network_and_no_npm_gives_one_clear_error(tmp_path, tiny, monkeypatch
     assert not root.exists() or list(root.iterdir()) == []
 
 
-def test_default_root_follows_env_var(monkeypatch, tmp_path):
-    monkeypatch.delenv("CNNLIB_DATA_DIR", raising=False)
-    assert data.default_root() == Path(data.__file__).resolve().parent.parent / "data" / "mnist"
-    monkeypatch.setenv("CNNLIB_DATA_DIR", str(tmp_path))
-    assert data.default_root() == tmp_path.resolve() / "mnist"
-
-
 # ---------------------------------------------------------------------------------------------
 # The `data` command
 
@@ -345,7 +339,7 @@ def test_data_command_fails_with_the_message(tmp_path, tiny, monkeypatch, capsys
 
 
 # ---------------------------------------------------------------------------------------------
-# Split, crops, conversion (synthetic images)
+# Split, conversion, and the crops that follow it (synthetic images)
 
 
 def test_split_train_validation_takes_the_last_examples():
@@ -361,19 +355,20 @@ def test_split_train_validation_takes_the_last_examples():
         data.split_train_validation(images, labels[:5])
 
 
-def test_random_crops_match_a_loop_with_the_same_draws():
+def test_random_crop_matches_a_loop_with_the_same_draws():
     images = np.random.default_rng(1).integers(0, 256, (50, 28, 28), dtype=np.uint8)
-    crops = data.random_crops(images, size=24, rng=np.random.default_rng(7))
+    x = data.to_float(images)
+    crops = RandomCrop(24)(x, np.random.default_rng(7))
     rng = np.random.default_rng(7)  # the same draws, in the same order
     top, left = rng.integers(0, 5, 50), rng.integers(0, 5, 50)
-    expected = np.stack([im[t:t + 24, l:l + 24] for im, t, l in zip(images, top, left)])
+    expected = np.stack([im[:, t:t + 24, l:l + 24] for im, t, l in zip(x, top, left)])
     np.testing.assert_array_equal(crops, expected)
-    assert crops.shape == (50, 24, 24) and crops.dtype == np.uint8
+    assert crops.shape == (50, 1, 24, 24) and crops.dtype == np.float32
 
 
-def test_random_crops_on_nchw():
+def test_random_crop_on_several_channels_takes_a_seed():
     images = np.random.default_rng(2).random((8, 3, 10, 12))
-    crops = data.random_crops(images, size=6, rng=0)
+    crops = RandomCrop(6)(images, 0)
     assert crops.shape == (8, 3, 6, 6)
     rng = np.random.default_rng(0)
     top, left = rng.integers(0, 5, 8), rng.integers(0, 7, 8)
@@ -383,12 +378,13 @@ def test_random_crops_on_nchw():
 
 def test_center_crop_and_errors():
     images = np.random.default_rng(3).integers(0, 256, (4, 28, 28), dtype=np.uint8)
-    np.testing.assert_array_equal(data.center_crop(images, 24), images[:, 2:26, 2:26])
-    assert data.center_crop(images[:, None], 24).shape == (4, 1, 24, 24)
-    with pytest.raises(ValueError, match="crop size must be 1..28"):
-        data.center_crop(images, 29)
-    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
-        data.random_crops(images[0], 24)
+    x = data.to_float(images)
+    np.testing.assert_array_equal(CenterCrop(24)(x), x[:, :, 2:26, 2:26])
+    assert CenterCrop(24)(x).shape == (4, 1, 24, 24)
+    with pytest.raises(ValueError, match="H, W >= 29"):
+        CenterCrop(29)(x)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        RandomCrop(24)(x[0], 0)
 
 
 def test_to_float_gives_float32_nchw_in_unit_range():
@@ -397,8 +393,17 @@ def test_to_float_gives_float32_nchw_in_unit_range():
     assert x.shape == (1, 1, 2, 2) and x.dtype == np.float32
     np.testing.assert_allclose(x[0, 0], [[0, 1], [128 / 255, 1 / 255]], rtol=1e-6)
     assert data.to_float(images[:, None]).shape == (1, 1, 2, 2)
-    with pytest.raises(TypeError, match="uint8"):
-        data.to_float(x)
+    # floating NCHW images are taken as they are: converting twice is harmless
+    np.testing.assert_array_equal(data.to_float(x), x)
+    assert data.to_float(x.astype(np.float64)).dtype == np.float32
+    with pytest.raises(ValueError, match="in \\[0, 1\\].*Divide 0..255"):
+        data.to_float(x * 255)
+    with pytest.raises(ValueError, match="NaN"):
+        data.to_float(np.array([[[[0.5, np.nan]]]]))
+    with pytest.raises(ValueError, match="int32 array of shape \\(3, 4\\)"):
+        data.to_float(np.zeros((3, 4), dtype=np.int32))
+    with pytest.raises(ValueError, match="\\(N, H, W\\) or \\(N, 1, H, W\\); got \\(2, 3, 4, 4\\)"):
+        data.to_float(np.zeros((2, 3, 4, 4), dtype=np.uint8))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -433,17 +438,17 @@ def test_real_mnist_split():
 @pytest.mark.slow
 def test_real_mnist_crops(mnist):
     images = mnist.x_train[:2000]
-    crops = data.random_crops(images, 24, rng=np.random.default_rng(0))
+    crops = RandomCrop(24)(images[:, None], np.random.default_rng(0))[:, 0]
     assert crops.shape == (2000, 24, 24) and crops.dtype == np.uint8
     # every crop is one of the 5x5 windows of its image
     windows = np.lib.stride_tricks.sliding_window_view(images, (24, 24), axis=(1, 2))
     matches = (windows == crops[:, None, None]).all(axis=(-2, -1))  # (2000, 5, 5)
     assert matches.any(axis=(1, 2)).all()
     # and the offsets vary: different draws give different crops
-    again = data.random_crops(images, 24, rng=np.random.default_rng(1))
+    again = RandomCrop(24)(images[:, None], np.random.default_rng(1))[:, 0]
     assert (again != crops).any(axis=(1, 2)).mean() > 0.5
-    np.testing.assert_array_equal(data.center_crop(images, 24), images[:, 2:26, 2:26])
-    x = data.to_float(data.center_crop(images, 24))
+    x = CenterCrop(24)(data.to_float(images))
+    np.testing.assert_array_equal(x, data.to_float(images[:, 2:26, 2:26]))
     assert x.shape == (2000, 1, 24, 24) and x.dtype == np.float32
     assert 0.0 <= x.min() and x.max() <= 1.0
 

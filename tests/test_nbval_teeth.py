@@ -187,7 +187,7 @@ def test_a_changed_stored_result_fails(tmp_path):
 def test_a_broken_layer_fails(tmp_path):
     copy = _copy_notebook(tmp_path)
     shadow = _shadow_cnnlib_with_broken_relu(tmp_path)
-    env = {"PYTHONPATH": str(shadow), "CNNLIB_DATA_DIR": str(REPO / "data")}
+    env = {"PYTHONPATH": str(shadow), "CNNLIB_DATA": str(REPO / "data")}
     # Run from tmp_path, like the kernel (whose cwd is the notebook's folder): from the repository
     # root, the current directory would put the real cnnlib first on sys.path.
     which = subprocess.run(

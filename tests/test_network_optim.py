@@ -91,7 +91,7 @@ def test_layer_input_errors(rng):
 
 
 def test_predict_is_the_argmax_of_predict_proba(rng):
-    from cnnlib.models import seed_net
+    from cnnlib.architectures import seed_net
     net = seed_net(rng=rng)
     x = rng.random((30, 1, 24, 24), dtype=np.float32)
     np.testing.assert_array_equal(net.predict(x), net.predict_proba(x).argmax(axis=1))
@@ -126,7 +126,7 @@ def test_sgd_without_momentum_still_decays_weights():
 
 
 def test_evaluating_restores_the_mode_even_after_an_error():
-    from cnnlib.models import seed_net
+    from cnnlib.architectures import seed_net
     net = seed_net(rng=np.random.default_rng(0)).train()
     with pytest.raises(RuntimeError):
         with net.evaluating():

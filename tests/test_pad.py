@@ -13,9 +13,10 @@ import pytest
 from cnnlib.ui import pad as ui_pad
 from cnnlib.gradcheck import numerical_gradient, rel_error
 from cnnlib.layers import Flatten, Linear
-from cnnlib.models import seed_net
+from cnnlib.architectures import seed_net
 from cnnlib.network import Sequential
-from cnnlib.strokes import fit_to_box, load_strokes, preprocess
+from cnnlib.pendigits import load_strokes
+from cnnlib.strokes import fit_to_box, preprocess
 from cnnlib.ui.pad import CONFIDENT, MIN_STEP, SHIPPED_MODEL, DigitPad
 
 DEV_SET = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "unipen-digits-dev.json"
@@ -61,7 +62,7 @@ def draw_stroke(pad, points):
 def shipped():
     if not SHIPPED_MODEL.is_file():
         pytest.fail(f"the shipped model {SHIPPED_MODEL} is missing; it is part of the repository")
-    from cnnlib.models import load_model
+    from cnnlib.serialization import load_model
     return load_model(SHIPPED_MODEL)
 
 
@@ -321,7 +322,7 @@ def test_teach_button_reports_in_the_status_line(tmp_path):
 
 
 def test_save_never_overwrites_without_asking(tmp_path):
-    from cnnlib.models import load_model, save_model
+    from cnnlib.serialization import load_model, save_model
 
     shipped_copy = tmp_path / "seed-net.npz"
     save_model(random_net(3), shipped_copy)
@@ -348,16 +349,17 @@ def test_save_never_overwrites_without_asking(tmp_path):
 
 
 def test_model_picker_lists_the_models_and_switches(tmp_path):
-    from cnnlib.models import save_model
+    from cnnlib.serialization import save_model
 
     a, b = tmp_path / "a.npz", tmp_path / "b.npz"
     save_model(random_net(4), a)
     pad = DigitPad(a, models_dir=tmp_path, replay=None)
-    assert pad._model_picker.layout.display == "none"  # one model: no picker
+    shipped = ["seed-net.npz", "deep-net.npz"]  # always offered first (cnnlib.paths)
+    assert pad._model_picker.layout.display == "flex"
+    assert [name for name, _ in pad._model_picker.options] == shipped + ["a.npz"]
     save_model(random_net(5), b)
     pad.save(tmp_path / "c.npz")  # saving refreshes the list
-    assert pad._model_picker.layout.display == "flex"
-    assert [name for name, _ in pad._model_picker.options] == ["a.npz", "b.npz", "c.npz"]
+    assert [name for name, _ in pad._model_picker.options] == shipped + ["a.npz", "b.npz", "c.npz"]
     draw_stroke(pad, vertical_line())
     probs_a = pad.probs.copy()
     pad._model_picker.value = str(b)
@@ -420,7 +422,7 @@ def test_a_given_network_is_copied_so_teaching_leaves_it_alone(tmp_path):
 
 
 def test_a_model_that_fails_to_load_leaves_the_one_in_use(tmp_path):
-    from cnnlib.models import save_model
+    from cnnlib.serialization import save_model
 
     good, broken = tmp_path / "a-good.npz", tmp_path / "b-broken.npz"
     save_model(random_net(4), good)
@@ -432,7 +434,7 @@ def test_a_model_that_fails_to_load_leaves_the_one_in_use(tmp_path):
 
 
 def test_switching_models_clears_the_last_lesson(tmp_path):
-    from cnnlib.models import save_model
+    from cnnlib.serialization import save_model
 
     other = tmp_path / "other.npz"
     save_model(random_net(6), other)

@@ -8,9 +8,9 @@ import copy
 import numpy as np
 import pytest
 
-from cnnlib import models, train
+from cnnlib import architectures, serialization, train
 from cnnlib.__main__ import main
-from cnnlib.deep import deep_net
+from cnnlib.architectures import deep_net
 from cnnlib.losses import softmax_cross_entropy
 from cnnlib.parallel import DataParallel, WorkerError, shares
 
@@ -44,7 +44,7 @@ def test_shares_cover_the_batch_in_order(n, parts, expected):
 @pytest.mark.parametrize("n", [20, 21, 64])
 def test_two_processes_give_the_one_process_loss_and_gradients(n):
     x, y = _batch(n)
-    net = models.seed_net(rng=np.random.default_rng(0))
+    net = architectures.seed_net(rng=np.random.default_rng(0))
     expected_loss, expected = _one_process(copy.deepcopy(net), x, y)
     with DataParallel(net, workers=2, seed=0) as parallel:
         loss = parallel.forward_backward(x, y)
@@ -56,7 +56,7 @@ def test_two_processes_give_the_one_process_loss_and_gradients(n):
 
 def test_three_processes_and_a_batch_smaller_than_the_workers():
     x, y = _batch(10)
-    net = models.seed_net(rng=np.random.default_rng(1))
+    net = architectures.seed_net(rng=np.random.default_rng(1))
     with DataParallel(net, workers=3, seed=0) as parallel:
         for size in (10, 2):      # 2 < 3 workers: computed in the main process alone
             expected_loss, expected = _one_process(copy.deepcopy(net), x[:size], y[:size])
@@ -68,7 +68,7 @@ def test_three_processes_and_a_batch_smaller_than_the_workers():
 
 def test_workers_see_the_weights_as_they_are_at_each_call():
     x, y = _batch(20)
-    net = models.seed_net(rng=np.random.default_rng(2))
+    net = architectures.seed_net(rng=np.random.default_rng(2))
     with DataParallel(net, workers=2, seed=0) as parallel:
         parallel.forward_backward(x, y)
         for _, param, _ in net.parameters():   # change the weights after the workers started
@@ -120,7 +120,7 @@ def test_dropout_in_the_workers_is_seeded_and_reproducible():
 def test_a_failing_worker_is_reported_with_its_traceback():
     x, y = _batch(20)
     y[15] = 10                                   # a label only the worker's share holds
-    net = models.seed_net(rng=np.random.default_rng(0))
+    net = architectures.seed_net(rng=np.random.default_rng(0))
     with DataParallel(net, workers=2, seed=0) as parallel:
         with pytest.raises(WorkerError, match=r"worker 1 failed:(.|\n)*labels in \[0, 10\)"):
             parallel.forward_backward(x, y)
@@ -131,7 +131,7 @@ def test_a_failing_worker_is_reported_with_its_traceback():
 def test_after_a_failure_in_any_share_the_next_call_gets_its_own_answers():
     # Every answer of a failed call is read, so none is left for the next call to take.
     x, y = _batch(30)
-    net = models.seed_net(rng=np.random.default_rng(0))
+    net = architectures.seed_net(rng=np.random.default_rng(0))
     with DataParallel(net, workers=3, seed=0) as parallel:
         for bad in (15, 2):                      # worker 1's share, then this process's
             y_bad = y.copy()
@@ -177,19 +177,19 @@ def test_a_worker_that_cannot_build_the_network_says_why_at_once():
     class NotebookReLU(ReLU):                    # registered here, unknown in a fresh process
         pass
 
-    models.register_layer(NotebookReLU)
+    serialization.register_layer(NotebookReLU)
     try:
-        net = models.seed_net()
+        net = architectures.seed_net()
         net.layers[1] = NotebookReLU()
         with pytest.raises(WorkerError, match="could not build(.|\n)*NotebookReLU"):
             DataParallel(net, workers=2, seed=0)
     finally:
-        del models.LAYER_TYPES["NotebookReLU"]
+        del serialization.LAYER_TYPES["NotebookReLU"]
 
 
 def test_a_dead_worker_is_reported_and_closes_the_pool():
     x, y = _batch(20)
-    parallel = DataParallel(models.seed_net(rng=np.random.default_rng(0)), workers=2, seed=0)
+    parallel = DataParallel(architectures.seed_net(rng=np.random.default_rng(0)), workers=2, seed=0)
     parallel.forward_backward(x, y)
     process = parallel._processes[0]
     process.kill()
@@ -202,7 +202,7 @@ def test_a_dead_worker_is_reported_and_closes_the_pool():
 
 
 def test_close_stops_the_workers_and_is_idempotent():
-    parallel = DataParallel(models.seed_net(), workers=3, seed=0)
+    parallel = DataParallel(architectures.seed_net(), workers=3, seed=0)
     processes = list(parallel._processes)
     assert len(processes) == 2 and all(p.is_alive() for p in processes)
     parallel.close()
@@ -211,7 +211,7 @@ def test_close_stops_the_workers_and_is_idempotent():
 
 
 def test_bad_arguments_are_refused():
-    net = models.seed_net()
+    net = architectures.seed_net()
     with pytest.raises(ValueError, match="workers must be an integer >= 1"):
         DataParallel(net, workers=0)
     with pytest.raises(ValueError, match="takes a cnnlib Sequential"):
@@ -254,7 +254,7 @@ def test_bench_with_cores_runs_cnnlib_in_processes(capsys):
 
 def test_fake_digits_train_in_parallel():
     images, labels = fake_digits(300)
-    net = models.seed_net(rng=np.random.default_rng(0))
+    net = architectures.seed_net(rng=np.random.default_rng(0))
     trainer = train.Trainer(net, images[:200], labels[:200], images[200:], labels[200:],
                             rng=0, workers=2)
     try:
@@ -265,14 +265,20 @@ def test_fake_digits_train_in_parallel():
 
 
 def test_a_script_without_a_main_guard_gets_told_what_to_do(tmp_path):
+    import os
     import subprocess
     import sys
+    from pathlib import Path
 
+    import cnnlib
+
+    # The script imports the cnnlib under test, not whichever one is installed.
+    env = {**os.environ, "PYTHONPATH": str(Path(cnnlib.__file__).resolve().parent.parent)}
     script = tmp_path / "unguarded.py"
-    script.write_text("from cnnlib import models\n"
+    script.write_text("from cnnlib import architectures\n"
                       "from cnnlib.parallel import DataParallel\n"
-                      "DataParallel(models.seed_net(), workers=2).close()\n")
+                      "DataParallel(architectures.seed_net(), workers=2).close()\n")
     run = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
-                         timeout=120)
+                         timeout=120, env=env)
     assert run.returncode != 0
     assert "died while starting" in run.stderr and '__name__ == "__main__"' in run.stderr

@@ -4,46 +4,10 @@ and evaluate commands are in test_cli.py)."""
 import numpy as np
 import pytest
 
-from cnnlib import models, train
+from cnnlib import architectures, augment, data, train
 from cnnlib.optim import SGD
 
 from helpers import fake_digits, make_trainer
-
-
-# ------------------------------------------------------------------------------------ crops
-
-def test_random_crop_takes_a_window_of_each_image():
-    x = np.random.default_rng(0).random((30, 1, 28, 28), dtype=np.float32)
-    crops = train.RandomCrop(24)(x, np.random.default_rng(1))
-    assert crops.shape == (30, 1, 24, 24) and crops.dtype == np.float32
-    corners = set()
-    for image, crop in zip(x, crops):
-        matches = [(i, j) for i in range(5) for j in range(5)
-                   if np.array_equal(image[:, i:i + 24, j:j + 24], crop)]
-        assert len(matches) == 1
-        corners.add(matches[0])
-    assert len(corners) > 10  # corners really vary
-    again = train.RandomCrop(24)(x, np.random.default_rng(1))
-    assert np.array_equal(crops, again)
-
-
-def test_center_crop_and_compose():
-    x = np.arange(2 * 28 * 28, dtype=np.float32).reshape(2, 1, 28, 28)
-    assert np.array_equal(train.CenterCrop(24)(x), x[:, :, 2:26, 2:26])
-    flip = lambda x, rng: x[..., ::-1]  # noqa: E731
-    both = train.Compose(flip, train.CenterCrop(24))(x, None)
-    assert np.array_equal(both, x[:, :, 2:26, 2:26][..., ::-1])
-    with pytest.raises(ValueError, match="H, W >= 30"):
-        train.CenterCrop(30)(x)
-
-
-def test_as_float_images():
-    images = np.array([[[0, 255], [51, 102]]], dtype=np.uint8)
-    x = train.as_float_images(images)
-    assert x.dtype == np.float32 and x.shape == (1, 1, 2, 2)
-    assert np.allclose(x[0, 0], [[0, 1], [0.2, 0.4]])
-    with pytest.raises(ValueError, match="uint8"):
-        train.as_float_images(np.zeros((3, 4), dtype=np.int32))
 
 
 # -------------------------------------------------------------------------------- schedules
@@ -79,9 +43,9 @@ def test_every_epoch_visits_every_example_once_in_a_new_order():
 
     def record(x, rng):
         seen.extend(np.rint(x[:, 0, 0, 0] * 255).astype(int))
-        return train.CenterCrop(24)(x)
+        return augment.CenterCrop(24)(x)
 
-    trainer = train.Trainer(models.seed_net(rng=np.random.default_rng(0)), images,
+    trainer = train.Trainer(architectures.seed_net(rng=np.random.default_rng(0)), images,
                             np.zeros(n, dtype=np.int64), batch_size=20, rng=0, augment=record)
     trainer.fit(epochs=2)
     assert trainer.examples_seen == 100 and trainer.epochs_done == 2
@@ -185,7 +149,7 @@ def test_progress_bar_counts_examples(capsys):
 
 def test_trainer_rejects_bad_arguments():
     images, labels = fake_digits(10)
-    net = models.seed_net(rng=np.random.default_rng(0))
+    net = architectures.seed_net(rng=np.random.default_rng(0))
     with pytest.raises(ValueError, match="batch_size"):
         train.Trainer(net, images, labels, batch_size=0)
     with pytest.raises(ValueError, match=r"labels of shape \(10,\)"):
@@ -214,7 +178,7 @@ def test_a_diverging_run_says_what_to_do():
 
 def test_fit_function_returns_the_history():
     images, labels = fake_digits(120)
-    net = models.seed_net(rng=np.random.default_rng(0))
+    net = architectures.seed_net(rng=np.random.default_rng(0))
     history = train.fit(net, images[:100], labels[:100], images[100:], labels[100:], epochs=1,
                         schedule="cosine", rng=0)
     assert history.examples[-1] == 100 and len(history.val_accuracy) == 1
@@ -227,14 +191,14 @@ def test_fit_function_returns_the_history():
 
 def test_crop_evaluation_is_deterministic_for_a_seed():
     images, labels = fake_digits(200)
-    net = models.seed_net(rng=np.random.default_rng(0))
+    net = architectures.seed_net(rng=np.random.default_rng(0))
     p1 = train.predict_proba(net, images, crops=4, seed=5)
     p2 = train.predict_proba(net, images, crops=4, seed=5)
     p3 = train.predict_proba(net, images, crops=4, seed=6)
     assert p1.shape == (200, 10) and np.allclose(p1.sum(axis=1), 1, atol=1e-5)
     assert np.array_equal(p1, p2) and not np.array_equal(p1, p3)
     centre = train.predict_proba(net, images)
-    x = train.as_float_images(images)[:, :, 2:26, 2:26]
+    x = data.to_float(images)[:, :, 2:26, 2:26]
     assert np.array_equal(centre, net.predict_proba(np.ascontiguousarray(x)))
     accuracy = train.evaluate(net, images, labels, crops=4, seed=5)
     assert accuracy == np.mean(p1.argmax(axis=1) == labels)
@@ -247,7 +211,7 @@ def test_crop_evaluation_is_deterministic_for_a_seed():
 @pytest.mark.slow
 def test_a_few_hundred_steps_on_mnist_beat_chance_by_far(mnist):
     rng = np.random.default_rng(0)
-    trainer = train.Trainer(models.seed_net(rng=rng), mnist.x_train[:6000],
+    trainer = train.Trainer(architectures.seed_net(rng=rng), mnist.x_train[:6000],
                             mnist.y_train[:6000], mnist.x_val[:1000], mnist.y_val[:1000],
                             rng=rng, validate_every=None)
     trainer.run(steps=300)
@@ -280,7 +244,7 @@ def test_train_recipe_applies_every_field():
 
 
 def test_a_step_trains_a_network_loaded_in_eval_mode(rng):
-    from cnnlib.deep import deep_net
+    from cnnlib.architectures import deep_net
     net = deep_net(rng, width=2).eval()                  # as load_model returns it
     split = _random_split()
     trainer = train.Trainer(net, split.x_train, split.y_train, rng=0)
@@ -292,9 +256,9 @@ def test_a_step_trains_a_network_loaded_in_eval_mode(rng):
 def test_crop_averaging_is_the_mean_over_successive_crops():
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (40, 28, 28), dtype=np.uint8)
-    net = models.seed_net(rng=rng)
+    net = architectures.seed_net(rng=rng)
     got = train.predict_proba(net, images, crops=3, seed=5)
-    draws, crop, x = np.random.default_rng(5), train.RandomCrop(24), train.as_float_images(images)
+    draws, crop, x = np.random.default_rng(5), augment.RandomCrop(24), data.to_float(images)
     each = [net.predict_proba(np.ascontiguousarray(crop(x, draws))) for _ in range(3)]
     assert not np.allclose(each[0], each[1])               # the crops really differ
     np.testing.assert_allclose(got, np.mean(each, axis=0), rtol=1e-5)
@@ -302,7 +266,7 @@ def test_crop_averaging_is_the_mean_over_successive_crops():
 
 def test_labels_outside_the_classes_and_float_pixels_outside_0_1_are_refused():
     split = _random_split()
-    net = models.seed_net(rng=np.random.default_rng(0))
+    net = architectures.seed_net(rng=np.random.default_rng(0))
     y = split.y_train.copy()
     y[7] = 10
     with pytest.raises(ValueError, match=r"y_train\[7\] is 10"):
@@ -315,7 +279,7 @@ def test_labels_outside_the_classes_and_float_pixels_outside_0_1_are_refused():
 
 def test_a_non_finite_loss_does_not_count_its_batch_as_seen():
     split = _random_split()
-    net = models.seed_net(rng=np.random.default_rng(0))
+    net = architectures.seed_net(rng=np.random.default_rng(0))
     trainer = train.Trainer(net, split.x_train, split.y_train, rng=0)
     trainer.step()
     net[-1].params["b"][0] = np.inf
@@ -328,7 +292,7 @@ def test_a_progress_bar_reused_by_two_fits_expects_each_one_s_length(tmp_path):
     import io
     split = _random_split(n=40)
     bar = train.ProgressBar(file=io.StringIO())
-    trainer = train.Trainer(models.seed_net(rng=np.random.default_rng(0)), split.x_train,
+    trainer = train.Trainer(architectures.seed_net(rng=np.random.default_rng(0)), split.x_train,
                             split.y_train, callbacks=[bar], rng=0)
     trainer.fit(1)
     assert bar.total == 40
@@ -374,9 +338,9 @@ def test_weight_average_is_the_mean_of_the_weights_after_each_step_past_start():
 
 
 def test_weight_average_refuses_what_it_cannot_do(rng):
-    from cnnlib.deep import deep_net
+    from cnnlib.architectures import deep_net
     with pytest.raises(ValueError, match="no step has been averaged yet"):
-        train.WeightAverage(start=1000).apply(models.seed_net())
+        train.WeightAverage(start=1000).apply(architectures.seed_net())
     with pytest.raises(ValueError, match="start must be >= 0"):
         train.WeightAverage(start=-1)
     split = _random_split()

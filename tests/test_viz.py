@@ -14,7 +14,7 @@ import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from cnnlib.ui import viz  # noqa: E402
-from cnnlib.models import seed_net  # noqa: E402
+from cnnlib.architectures import seed_net  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

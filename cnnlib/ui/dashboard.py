@@ -9,7 +9,7 @@ learning rate, momentum, batch size and weight decay that take effect at the nex
 live plots of the mini-batch loss (raw and smoothed) and the validation accuracy; examples seen
 and forward / backward milliseconds per example; then tabs to draw the filters, follow one test
 digit through every layer, run the whole test set (accuracy, confusion matrix, worst mistakes)
-and save or load the network (``cnnlib.models.save_model`` / ``load_model``).
+and save or load the network (``cnnlib.serialization.save_model`` / ``load_model``).
 
 How it stays responsive: training runs in a background thread that takes one
 ``Trainer.step()`` at a time while a ``threading.Event`` says "running", so Pause takes effect
@@ -43,19 +43,20 @@ import numpy as np
 import ipywidgets as widgets
 from matplotlib.figure import Figure
 
-from .. import models, train
+from .. import architectures, serialization, train
+from ..augment import CenterCrop
+from ..data import to_float
 from ..layers import Conv2d
 from ..optim import SGD
+from ..paths import SHIPPED_MODELS, models_dir
 from . import viz
 
 __all__ = ["TrainingDashboard", "default_model_path"]
 
-_SHIPPED = ("seed-net.npz", "deep-net.npz")  # the networks the course ships in data/models/
-
-
 def default_model_path():
-    """Where Save writes unless told otherwise: data/models/dashboard-net.npz of the repository."""
-    return Path(__file__).resolve().parent.parent.parent / "data" / "models" / "dashboard-net.npz"
+    """Where Save writes unless told otherwise: ``dashboard-net.npz`` in
+    ``cnnlib.paths.models_dir()`` (``data/models/`` of the checkout, or ``$CNNLIB_DATA/models``)."""
+    return models_dir() / "dashboard-net.npz"
 
 
 def _load_default_data():
@@ -67,7 +68,7 @@ def _load_default_data():
 class TrainingDashboard:
     """A live training page for a Sequential on MNIST-style data.
 
-    net: the network to train (default: a new ``models.seed_net``, 24x24 inputs).
+    net: the network to train (default: a new ``architectures.seed_net``, 24x24 inputs).
     data: anything with x_train, y_train, x_val, y_val, x_test, y_test (a
     ``cnnlib.data.MnistSplit``): uint8 (N, 28, 28) images and (N,) labels; default: MNIST's
     50k / 10k / 10k split, loaded (and fetched once) now.
@@ -114,11 +115,11 @@ class TrainingDashboard:
         self._analysis_figure = Figure()     # off-screen, drawn under the lock
 
         # Converted once: every new network's Trainer reuses these float32 arrays.
-        self._x_train = train.as_float_images(self.data.x_train)
+        self._x_train = to_float(self.data.x_train)
         x_val, y_val = self.data.x_val, self.data.y_val
         if val_size is not None:
             x_val, y_val = x_val[:val_size], y_val[:val_size]
-        self._x_val, self._y_val = train.as_float_images(x_val), y_val
+        self._x_val, self._y_val = to_float(x_val), y_val
 
         self._build_widgets(batch_size, lr, momentum, weight_decay, model_path)
         if net is None:
@@ -134,7 +135,7 @@ class TrainingDashboard:
 
     def _new_net(self):
         self.generation += 1
-        return models.seed_net(rng=np.random.default_rng([self.seed, self.generation]))
+        return architectures.seed_net(rng=np.random.default_rng([self.seed, self.generation]))
 
     def _set_trainer(self, net):
         """A fresh Trainer (empty history) for ``net`` with the recipe the widgets show."""
@@ -428,8 +429,8 @@ class TrainingDashboard:
 
     def _test_inputs(self):
         """The test digits as the network sees them: float32 (N, 1, 24, 24), centre crop."""
-        x = train.as_float_images(self.data.x_test)
-        return np.ascontiguousarray(train.CenterCrop(self.trainer.crop_size)(x))
+        x = to_float(self.data.x_test)
+        return np.ascontiguousarray(CenterCrop(self.trainer.crop_size)(x))
 
     def show_filters(self):
         """Draw every convolution layer's kernels (one image each) into the Filters tab."""
@@ -453,8 +454,8 @@ class TrainingDashboard:
         if not 0 <= index < n:
             raise ValueError(f"test digit index must be in [0, {n}); got {index}")
         with self._lock:
-            x = train.as_float_images(self.data.x_test[index:index + 1])
-            x = np.ascontiguousarray(train.CenterCrop(self.trainer.crop_size)(x))
+            x = to_float(self.data.x_test[index:index + 1])
+            x = np.ascontiguousarray(CenterCrop(self.trainer.crop_size)(x))
             self.activations_image.value = self._render(
                 viz.plot_activations, self.net, x, label=int(self.data.y_test[index]))
 
@@ -482,13 +483,13 @@ class TrainingDashboard:
     # ------------------------------------------------------------------------- files
 
     def save(self, path):
-        """Save the network with ``cnnlib.models.save_model`` (atomic) and what trained it.
+        """Save the network with ``cnnlib.serialization.save_model`` (atomic) and what trained it.
 
         Refuses to overwrite a shipped network (``seed-net.npz``, ``deep-net.npz``): save under
         another name. Any other file is replaced, so repeated saves of one run keep one file.
         """
         path = Path(path).expanduser()
-        if path.name.lower() in _SHIPPED:  # also Seed-Net.npz on a case-insensitive disk
+        if path.name.lower() in SHIPPED_MODELS:  # also Seed-Net.npz on a case-insensitive disk
             raise ValueError(f"{path} is a shipped network's name; the dashboard does not "
                              f"overwrite those. Choose another file name, e.g. "
                              f"{default_model_path()}")
@@ -496,7 +497,7 @@ class TrainingDashboard:
             path.parent.mkdir(parents=True, exist_ok=True)
             trainer, optimizer = self.trainer, self.trainer.optimizer
             accuracy = trainer.history.val_accuracy[-1] if trainer.history.val_accuracy else None
-            models.save_model(
+            serialization.save_model(
                 self.net, path, source="cnnlib.ui.dashboard",
                 hyperparameters={"optimizer": "SGD", "lr": optimizer.lr,
                                  "momentum": optimizer.momentum,
@@ -511,11 +512,11 @@ class TrainingDashboard:
         return path
 
     def load(self, path):
-        """Pause, and continue with the network in ``path`` (``cnnlib.models.load_model``).
+        """Pause, and continue with the network in ``path`` (``cnnlib.serialization.load_model``).
 
         Training starts afresh from it: a new optimizer state and an empty history.
         """
-        net = models.load_model(path)  # raises a clear error before anything changes
+        net = serialization.load_model(path)  # raises a clear error before anything changes
         self.pause()
         with self._lock:
             self.generation += 1

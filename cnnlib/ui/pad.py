@@ -1,7 +1,7 @@
 """DigitPad: draw a digit in a notebook cell, and the network you derived answers after every stroke.
 
     from cnnlib.ui.pad import DigitPad
-    pad = DigitPad()                 # the shipped network, data/models/seed-net.npz
+    pad = DigitPad()                 # the shipped network, seed-net.npz (cnnlib.paths)
     pad                              # shows the drawing box, the answer and the panels
 
 The drawing box is an ipycanvas ``Canvas`` (280 x 280, CSS class ``cnnlib-digitpad``). Every mouse
@@ -37,14 +37,18 @@ import numpy as np
 from ipycanvas import Canvas, hold_canvas
 
 from .. import strokes as pen
-from ..data import load_mnist, random_crops, split_train_validation, to_float
-from ..models import load_model, save_model
+from ..augment import RandomCrop
+from ..data import load_mnist, split_train_validation, to_float
 from ..network import Sequential, forward_backward
 from ..optim import SGD
+from ..paths import models_dir as default_models_dir
+from ..paths import shipped_model, shipped_models
+from ..seeding import as_generator
+from ..serialization import load_model, save_model
 from . import viz
 
 __all__ = [
-    "DigitPad", "CANVAS_SIZE", "LINE_WIDTH", "CONFIDENT", "CSS_CLASS", "MODELS_DIR", "SHIPPED_MODEL",
+    "DigitPad", "CANVAS_SIZE", "LINE_WIDTH", "CONFIDENT", "CSS_CLASS", "SHIPPED_MODEL",
     "classify", "answer_for", "saliency_map", "teach_steps",
     "png_bytes", "upscale", "signed_rgb", "saliency_rgb",
 ]
@@ -58,8 +62,7 @@ HINT = "Draw a digit"
 # Mouse points closer than this (canvas pixels, ~0.2 input pixels) to the last kept one are dropped:
 # a slow hand sends hundreds of them and they change nothing in the 24 x 24 image.
 MIN_STEP = 2.0
-MODELS_DIR = Path(__file__).resolve().parent.parent.parent / "data" / "models"
-SHIPPED_MODEL = MODELS_DIR / "seed-net.npz"
+SHIPPED_MODEL = shipped_model("seed-net.npz")
 # "Teach it": plain SGD at half the training recipe's learning rate on batches of 10 shifted copies
 # of the drawing and 10 replayed MNIST digits, until the drawing gets TEACH_UNTIL (at most
 # TEACH_STEPS steps); the README's "Drawing a digit" says how these were chosen.
@@ -141,20 +144,21 @@ def teach_steps(net, image, label, replay=None, *, steps=TEACH_STEPS, until=None
     image = np.asarray(image, dtype=_dtype(net))
     if image.shape != (24, 24):
         raise ValueError(f"teach expects the (24, 24) input image; got {image.shape}")
-    rng = np.random.default_rng(rng)
+    rng = as_generator(rng)
     optimizer = SGD(lr, momentum=momentum)
-    padded = np.broadcast_to(np.pad(image, 2), (own, 28, 28))
+    padded = np.broadcast_to(np.pad(image, 2), (own, 1, 28, 28))
+    crop = RandomCrop(24)
     losses = []
     with net.evaluating():
         for _ in range(int(steps)):
             if until is not None and classify(net, image)[int(label)] >= until:
                 break
-            x = random_crops(padded, 24, rng)[:, None]
+            x = crop(padded, rng)
             y = np.full(own, int(label))
             if replay is not None and replayed > 0:
                 images, labels = replay
                 index = rng.integers(0, len(images), size=replayed)
-                crops = to_float(random_crops(images[index], 24, rng)).astype(x.dtype)
+                crops = crop(to_float(images[index]), rng).astype(x.dtype)
                 x = np.concatenate([x, crops])
                 y = np.concatenate([y, labels[index].astype(y.dtype)])
             losses.append(forward_backward(net, x, y).loss)
@@ -284,12 +288,13 @@ class DigitPad:
 
     model: a ``Sequential`` (the pad works on a copy, so a training thread that keeps using the
     original, as the dashboard's does, never races the pad, and "Teach it" never changes it), a
-    path to a model file (``cnnlib.models.load_model``), or None for the shipped
-    ``data/models/seed-net.npz``. "Back to shipped weights" restores the weights the model had
+    path to a model file (``cnnlib.serialization.load_model``), or None for the shipped
+    ``seed-net.npz`` (``cnnlib.paths.shipped_model``). "Back to shipped weights" restores the weights the model had
     when the pad took it.
     method: the stroke pre-processing (``cnnlib.strokes.METHODS``; default the module's default).
-    models_dir: the folder whose ``*.npz`` files the model picker lists (shown when there are
-    several).
+    models_dir: the folder whose ``*.npz`` files the model picker lists after the shipped
+    networks (shown when there are several); default ``cnnlib.paths.models_dir()``, where
+    "Save" writes too.
     replay: (uint8 images (N, 28, 28), labels (N,)) replayed by "Teach it"; "mnist" (default): the
     50,000 MNIST training digits, loaded on the first teach; None: teach on the drawing alone.
     seed: seeds the random shifts and replay draws of "Teach it".
@@ -306,7 +311,7 @@ class DigitPad:
         if self.method not in pen.METHODS:
             raise ValueError(f"unknown stroke method {self.method!r}; "
                              f"choose one of {sorted(pen.METHODS)}")
-        self.models_dir = Path(MODELS_DIR if models_dir is None else models_dir)
+        self.models_dir = Path(default_models_dir() if models_dir is None else models_dir)
         self.line_width = float(line_width)
         self.strokes = []
         self.image = None
@@ -360,7 +365,7 @@ class DigitPad:
         self._update_answer()
 
     def save(self, path, overwrite=False):
-        """Save the current (taught) network with ``cnnlib.models.save_model`` (atomic).
+        """Save the current (taught) network with ``cnnlib.serialization.save_model`` (atomic).
 
         Refuses to replace an existing file, the shipped model included, unless overwrite=True.
         Returns the path written.
@@ -665,7 +670,9 @@ class DigitPad:
         self._saliency_image.value = png_bytes(upscale(saliency_rgb(self.image, dx), 8))
 
     def _refresh_model_picker(self):
-        files = sorted(self.models_dir.glob("*.npz")) if self.models_dir.is_dir() else []
+        own = sorted(self.models_dir.glob("*.npz")) if self.models_dir.is_dir() else []
+        files = shipped_models() + [f for f in own if f.name not in
+                                    {shipped.name for shipped in shipped_models()}]
         picker = self._model_picker
         picker.unobserve(self._on_pick, names="value")
         try:

@@ -1,7 +1,16 @@
-"""The deeper network of notebook 09: how far the same hand-written layers go on MNIST.
+"""The networks of the course, by name: the reference network and the deeper one of notebook 09.
 
-Three blocks of convolution -> batch normalization -> ReLU -> 2x2 max-pooling, each doubling the
-channels while halving the image, then one linear layer (with dropout before it)::
+    net = build_model("seed", rng=np.random.default_rng(0))   # MODELS["seed"] is seed_net
+    net = deep_net(rng, width=32)                               # MODELS["deep"]
+
+``seed_net``, the original demo's network::
+
+    (N, 1, 24, 24) -> conv 10@5x5 -> ReLU -> max-pool 2 -> (N, 10, 10, 10)
+                   -> conv 20@5x5 -> ReLU -> max-pool 2 -> (N, 20, 3, 3)
+                   -> flatten (N, 180) -> linear -> (N, 10) class scores (softmax in the loss)
+
+``deep_net``: three blocks of convolution -> batch normalization -> ReLU -> 2x2 max-pooling, each
+doubling the channels while halving the image, then one linear layer (with dropout before it)::
 
     (N, 1, 24, 24) -> conv w@3x3 'same' -> BN -> ReLU -> pool -> (N, w, 12, 12)
                    -> conv 2w@3x3 'same' -> BN -> ReLU -> pool -> (N, 2w, 6, 6)
@@ -16,8 +25,10 @@ augmentation (``cnnlib.augment``) keep it from memorizing the 60,000 digits.
 The conv biases are kept (Conv2d always has them) although batch normalization subtracts them
 away again: their gradient is exactly 0, so they stay at 0 and cost nothing worth saving.
 
-What it trades away: sized for a 15-minute training run on 2 CPU cores, not for the last 0.1%
-(no residual connections, no ensembles, no test-time augmentation).
+Saving and loading a built network is ``cnnlib.serialization``.
+
+What it trades away: the deep network is sized for a 15-minute training run on 2 CPU cores, not
+for the last 0.1% (no residual connections, no ensembles, no test-time augmentation).
 """
 
 import numpy as np
@@ -27,7 +38,21 @@ from .dropout import Dropout
 from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU
 from .network import Sequential
 
-__all__ = ["deep_net"]
+__all__ = ["seed_net", "deep_net", "MODELS", "build_model"]
+
+
+def seed_net(rng=None):
+    """The original demo's network, for 24x24 grey-level digits: 7,090 parameters.
+
+    (N, 1, 24, 24) -> conv 10@5x5 -> ReLU -> max-pool 2 -> (N, 10, 10, 10)
+                   -> conv 20@5x5 -> ReLU -> max-pool 2 -> (N, 20, 3, 3)
+                   -> flatten (N, 180) -> linear -> (N, 10) class scores (softmax in the loss).
+    """
+    return Sequential(
+        Conv2d(1, 10, 5, rng=rng), ReLU(), MaxPool2d(2),
+        Conv2d(10, 20, 5, rng=rng), ReLU(), MaxPool2d(2),
+        Flatten(), Linear(180, 10, rng=rng),
+    )
 
 
 def _block(in_channels, out_channels, rng, dtype):
@@ -54,3 +79,16 @@ def deep_net(rng=None, width=32, dropout=0.25, *, dtype=np.float32):
         layers.append(Dropout(dropout, rng=rng))
     layers.append(Linear(4 * width * 3 * 3, 10, rng=rng, dtype=dtype))
     return Sequential(*layers)
+
+
+# Architectures by name (the CLI's ``--model``): name -> constructor(rng=None) -> Sequential.
+MODELS = {"seed": seed_net, "deep": deep_net}
+
+
+def build_model(name, rng=None):
+    """A freshly initialized network from ``MODELS`` by name (weights drawn from ``rng``)."""
+    try:
+        constructor = MODELS[name]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
+    return constructor(rng=rng)

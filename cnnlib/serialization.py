@@ -1,8 +1,7 @@
-"""Network architectures used by the course, and saving / loading trained networks.
+"""Saving and loading trained networks: the model-file format.
 
-Architectures by name (the CLI's ``--model``)::
-
-    net = build_model("seed", rng=np.random.default_rng(0))      # MODELS["seed"] is seed_net
+(The architectures themselves, ``seed_net``, ``deep_net`` and the registry ``build_model``, are in
+``cnnlib.architectures``.)
 
 One file format, ``.npz`` (a zip of numpy arrays, read with ``allow_pickle=False``): the weights as
 arrays "param/<layer index>.<W|b>" (and "buffer/<layer index>.<key>" for state such as
@@ -12,15 +11,16 @@ kernel sizes, strides, paddings, pooling ties), the shapes and dtypes of the wei
 version, the date, and whatever ``**info`` the caller adds (hyper-parameters, history summary,
 accuracies)::
 
-    save_model(net, "data/models/seed-net.npz", test_accuracy=0.9891, recipe={...})
-    net = load_model("data/models/seed-net.npz")       # a Sequential, identical predictions
-    read_header("data/models/seed-net.npz")["info"]["test_accuracy"]
+    save_model(net, "data/models/my-net.npz", test_accuracy=0.9891, recipe={...})
+    net = load_model("data/models/my-net.npz")         # a Sequential, identical predictions
+    read_header("data/models/my-net.npz")["info"]["test_accuracy"]
 
 A human-readable JSON twin, like the original demo's "Download Network" / "Load Network from
 JSON": ``export_json(net, path, **info)`` writes the same header with every layer's weights as
 nested lists; ``import_json(path)`` rebuilds the network.
 
-Writes are atomic (a temporary file in the destination folder, then ``os.replace``), so a failed
+Writes are atomic (``cnnlib.atomic.atomic_write``: a temporary file in the destination folder,
+then ``os.replace``), so a failed
 save never leaves a half-written file and never harms a file already there. A truncated,
 corrupted or foreign file, or one of an unknown format version, raises ``ModelFileError`` (a
 ValueError) naming the path, what is wrong and what to do.
@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -42,46 +40,17 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .atomic import atomic_write
 from .batchnorm import BatchNorm2d
 from .dropout import Dropout
-from .deep import deep_net
 from .layers import Conv2d, Flatten, Linear, MaxPool2d, ReLU, Tanh
 from .network import Sequential
 
 __all__ = [
-    "seed_net", "MODELS", "build_model",
     "ModelFileError", "save_model", "load_model", "read_header", "export_json", "import_json",
-    "architecture", "from_architecture", "register_layer", "LAYER_TYPES", "FORMAT", "JSON_FORMAT", "FORMAT_VERSION",
+    "architecture", "from_architecture", "buffers", "register_layer", "LAYER_TYPES", "FORMAT",
+    "JSON_FORMAT", "FORMAT_VERSION",
 ]
-
-
-# ------------------------------------------------------------------------------- architectures
-
-def seed_net(rng=None):
-    """The original demo's network, for 24x24 grey-level digits: 7,090 parameters.
-
-    (N, 1, 24, 24) -> conv 10@5x5 -> ReLU -> max-pool 2 -> (N, 10, 10, 10)
-                   -> conv 20@5x5 -> ReLU -> max-pool 2 -> (N, 20, 3, 3)
-                   -> flatten (N, 180) -> linear -> (N, 10) class scores (softmax in the loss).
-    """
-    return Sequential(
-        Conv2d(1, 10, 5, rng=rng), ReLU(), MaxPool2d(2),
-        Conv2d(10, 20, 5, rng=rng), ReLU(), MaxPool2d(2),
-        Flatten(), Linear(180, 10, rng=rng),
-    )
-
-
-# Architectures by name: name -> constructor(rng=None) -> Sequential. Other issues add theirs.
-MODELS = {"seed": seed_net, "deep": deep_net}
-
-
-def build_model(name, rng=None):
-    """A freshly initialized network from ``MODELS`` by name (weights drawn from ``rng``)."""
-    try:
-        constructor = MODELS[name]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; choose one of: {', '.join(MODELS)}") from None
-    return constructor(rng=rng)
 
 
 # ------------------------------------------------------------------ architecture <-> Sequential
@@ -148,10 +117,14 @@ def _build_layer(spec):
     return LAYER_TYPES[kind][0](**{key: value for key, value in spec.items() if key != "type"})
 
 
-def _buffers(net):
-    """Every buffer (state that is not learned, e.g. running statistics) as {"<index>.<key>": array}."""
+def buffers(net):
+    """Every buffer of a Sequential (state that is not learned, e.g. BatchNorm2d's running
+    statistics) as {"<layer index>.<key>": array}, the arrays themselves (not copies)."""
     return {f"{i}.{key}": value for i, layer in enumerate(net)
             for key, value in getattr(layer, "buffers", {}).items()}
+
+
+_buffers_of = buffers  # for from_architecture, whose argument ``buffers`` hides the function
 
 
 def _fill(what, arrays, targets):
@@ -178,7 +151,7 @@ def from_architecture(specs, params, buffers=None):
         raise ValueError("the architecture must be a non-empty list of layers")
     net = Sequential(*[_build_layer(spec) for spec in specs])
     _fill("weights", params, {name: param for name, param, _ in net.parameters()})
-    _fill("buffers", buffers or {}, _buffers(net))
+    _fill("buffers", buffers or {}, _buffers_of(net))
     return net
 
 
@@ -213,7 +186,7 @@ def _header(net, fmt, info):
         "params": {name: {"shape": list(param.shape), "dtype": param.dtype.name}
                    for name, param, _ in net.parameters()},
         "buffers": {name: {"shape": list(value.shape), "dtype": value.dtype.name}
-                    for name, value in _buffers(net).items()},
+                    for name, value in buffers(net).items()},
         "num_parameters": int(net.num_parameters()),
         "info": info,
     }
@@ -225,36 +198,6 @@ def _header(net, fmt, info):
     return header
 
 
-def _atomic_write(path, write):
-    """Call ``write(file object)`` on a temporary file beside ``path``, then rename it onto path.
-
-    On any failure the temporary file is removed and an existing file at ``path`` is untouched.
-    """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        # mkstemp makes files private; model files are for sharing, as far as the umask allows.
-        os.chmod(tmp_name, 0o644 & ~umask)
-        os.replace(tmp_name, path)
-        if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable (POSIX)
-            dir_fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def _check_header(header, path, fmt):
     """Raise ModelFileError unless ``header`` is a dict of format ``fmt`` that we can read."""
     if not isinstance(header, dict) or header.get("format") not in (FORMAT, JSON_FORMAT):
@@ -264,7 +207,7 @@ def _check_header(header, path, fmt):
     if header["format"] != fmt:
         other = "load_model" if header["format"] == FORMAT else "import_json"
         raise ModelFileError(f"{path} is a {header['format']!r} file, not {fmt!r}; read it "
-                             f"with cnnlib.models.{other}")
+                             f"with cnnlib.serialization.{other}")
     version = header.get("format_version")
     if version != FORMAT_VERSION:
         hint = ("it was written by a newer cnnlib; upgrade cnnlib"
@@ -304,8 +247,8 @@ def save_model(net, path, **info):
     header_bytes = json.dumps(header, default=_json_default, indent=1).encode("utf-8")
     arrays = {"header": np.frombuffer(header_bytes, dtype=np.uint8)}
     arrays.update({f"param/{name}": param for name, param, _ in net.parameters()})
-    arrays.update({f"buffer/{name}": value for name, value in _buffers(net).items()})
-    _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+    arrays.update({f"buffer/{name}": value for name, value in buffers(net).items()})
+    atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
     return Path(path)
 
 
@@ -318,17 +261,17 @@ def _read_npz(path):
     with open(path, "rb") as f:
         start = f.read(4)
     if start != b"PK\x03\x04":  # every .npz is a zip file, and zip files start so
-        hint = (" (it looks like JSON: read it with cnnlib.models.import_json)"
+        hint = (" (it looks like JSON: read it with cnnlib.serialization.import_json)"
                 if start[:1] in (b"{", b"[") else "")
         raise ModelFileError(f"{path} is not a cnnlib model file: not an .npz (zip) file"
-                             f"{hint}; give a file written by cnnlib.models.save_model")
+                             f"{hint}; give a file written by cnnlib.serialization.save_model")
     try:
         with np.load(path, allow_pickle=False) as archive:
             if "header" not in archive.files:
                 raise ModelFileError(
                     f"{path} is a numpy .npz file but not a cnnlib model (it has no 'header'; "
                     f"it holds {', '.join(archive.files[:5]) or 'nothing'}); give a file "
-                    "written by cnnlib.models.save_model")
+                    "written by cnnlib.serialization.save_model")
             raw = archive["header"]
             try:
                 header = json.loads(raw.tobytes().decode("utf-8"))
@@ -394,7 +337,7 @@ def export_json(net, path, **info):
             spec["buffers"] = {key: value.astype(np.float64).tolist()
                                for key, value in layer.buffers.items()}
     text = json.dumps(header, default=_json_default, indent=1)
-    _atomic_write(path, lambda f: f.write(text.encode("utf-8")))
+    atomic_write(path, lambda f: f.write(text.encode("utf-8")))
     return Path(path)
 
 
@@ -407,7 +350,7 @@ def import_json(path):
     raw = path.read_bytes()
     if zipfile.is_zipfile(path):  # an .npz is a zip archive
         raise ModelFileError(f"{path} is a zip archive, not JSON: if it is a saved network (.npz), "
-                             "read it with cnnlib.models.load_model")
+                             "read it with cnnlib.serialization.load_model")
     try:
         header = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:

@@ -1,20 +1,28 @@
-"""The deeper network: shapes, an end-to-end gradient check (float64), train/eval behaviour of a
-saved and loaded network, the CLI's ``--model deep``, and the shipped weights (slow)."""
-
-from pathlib import Path
+"""The architectures: the registry, and the deeper network's shapes, an end-to-end gradient check
+(float64), train/eval behaviour of a saved and loaded network, the CLI's ``--model deep``, and the
+shipped weights (slow)."""
 
 import numpy as np
 import pytest
 
-from cnnlib import models
+from cnnlib import architectures, serialization
 from cnnlib.__main__ import main
+from cnnlib.architectures import deep_net
 from cnnlib.batchnorm import BatchNorm2d
-from cnnlib.deep import deep_net
 from cnnlib.dropout import Dropout
 from cnnlib.gradcheck import numerical_gradient_array, rel_error
 from cnnlib.losses import softmax_cross_entropy
+from cnnlib.paths import shipped_model
 
-SHIPPED = Path(__file__).resolve().parent.parent / "data" / "models" / "deep-net.npz"
+SHIPPED = shipped_model("deep-net.npz")
+
+
+def test_registry_builds_the_seed_net_and_rejects_unknown_names():
+    net = architectures.build_model("seed", rng=np.random.default_rng(0))
+    assert net.num_parameters() == 7090
+    assert architectures.MODELS["seed"] is architectures.seed_net
+    with pytest.raises(ValueError, match="unknown model 'nope'.*seed"):
+        architectures.build_model("nope")
 
 
 def test_shapes_and_size(rng):
@@ -26,7 +34,7 @@ def test_shapes_and_size(rng):
     scores = net.forward(x)
     assert scores.shape == (3, 10) and scores.dtype == np.float32
     assert net.backward(np.ones_like(scores)).shape == x.shape
-    assert models.build_model("deep", rng=rng).num_parameters() == 104_650
+    assert architectures.build_model("deep", rng=rng).num_parameters() == 104_650
 
 
 def test_whole_network_gradients(rng):
@@ -73,21 +81,21 @@ def test_saved_network_comes_back_in_eval_mode_with_its_statistics(rng, tmp_path
     net = trained_a_little(rng)
     x = rng.random((5, 1, 24, 24), dtype=np.float32)
     expected = net.predict_proba(x)
-    path = models.save_model(net, tmp_path / "deep.npz")
-    loaded = models.load_model(path)
+    path = serialization.save_model(net, tmp_path / "deep.npz")
+    loaded = serialization.load_model(path)
     assert loaded.training is False and all(not layer.training for layer in loaded)
     np.testing.assert_array_equal(loaded.predict_proba(x), expected)
     # forward() right after loading is already evaluation: one image scores as in its batch.
     # (float32 sums in another order differ in the last bits; batch statistics would differ by far more.)
     np.testing.assert_allclose(loaded.forward(x[:1]), loaded.forward(x)[:1], rtol=1e-4, atol=1e-5)
     # JSON twin too.
-    twin = models.import_json(models.export_json(net, tmp_path / "deep.json"))
+    twin = serialization.import_json(serialization.export_json(net, tmp_path / "deep.json"))
     assert twin.training is False
     np.testing.assert_allclose(twin.predict_proba(x), expected, rtol=1e-6)
 
 
 def test_predicting_in_train_mode_by_mistake_keeps_the_statistics(rng, tmp_path):
-    loaded = models.load_model(models.save_model(trained_a_little(rng), tmp_path / "deep.npz"))
+    loaded = serialization.load_model(serialization.save_model(trained_a_little(rng), tmp_path / "deep.npz"))
     before = {i: {k: v.copy() for k, v in layer.buffers.items()}
               for i, layer in enumerate(loaded) if isinstance(layer, BatchNorm2d)}
     x = rng.random((5, 1, 24, 24), dtype=np.float32)
@@ -111,7 +119,7 @@ def test_cli_trains_the_deep_network(tmp_path, capsys):
     assert code == 0
     text = capsys.readouterr().out
     assert "test accuracy: 0." in text
-    header = models.read_header(out)
+    header = serialization.read_header(out)
     assert header["info"]["recipe"]["augment"] == "affine"
     assert "--augment affine" in header["info"]["command"]
     assert any(spec["type"] == "BatchNorm2d" for spec in header["architecture"])
@@ -119,10 +127,11 @@ def test_cli_trains_the_deep_network(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_shipped_network_scores_at_least_99_4_percent_on_test():
-    from cnnlib.data import center_crop, load_mnist, to_float
+    from cnnlib.augment import CenterCrop
+    from cnnlib.data import load_mnist, to_float
 
-    net = models.load_model(SHIPPED)
+    net = serialization.load_model(SHIPPED)
     _, _, x_test, y_test = load_mnist(progress=False)
-    accuracy = np.mean(net.predict(to_float(center_crop(x_test, 24))) == y_test)
+    accuracy = np.mean(net.predict(CenterCrop(24)(to_float(x_test))) == y_test)
     assert accuracy >= 0.994
-    assert models.read_header(SHIPPED)["info"]["recipe"]["model"] == "deep"
+    assert serialization.read_header(SHIPPED)["info"]["recipe"]["model"] == "deep"
