@@ -162,11 +162,13 @@ def conv2d_forward(x, W, b, stride=1, padding=0):
 def conv2d_backward(dout, cache, input_grad=True):
     """Gradients of the convolution. dout: (N, F, H_out, W_out).
 
-    Returns dx: (N, C, H, W), dW: (F, C, k, k), db: (F,). In the matrix form out_rows = cols
-    W_rows^T + b these are the linear layer's three gradients, then col2im for dx:
-      db      = sum over rows of dout_rows
-      dW_rows = dout_rows^T cols
-      dcols   = dout_rows W_rows,   dx = col2im(dcols)
+    Returns dx: (N, C, H, W), dW: (F, C, k, k), db: (F,):
+      db[f]           = sum_{n, i, j} dout[n, f, i, j]
+      dW[f, c, u, v]  = sum_{n, i, j} dout[n, f, i, j] * xp[n, c, s*i + u, s*j + v]
+      dxp[n, c, y, z] = sum over every (f, i, j, u, v) with s*i + u = y and s*j + v = z of
+                        dout[n, f, i, j] * W[f, c, u, v]
+    In the matrix form out_rows = cols W_rows^T + b these are the linear layer's three gradients,
+    and col2im adds each window's row of dcols back where the window came from.
     ``input_grad=False`` skips dx (returned as None): a first layer's input needs no gradient.
     """
     x_shape, cols, W, stride, padding = cache
@@ -211,7 +213,8 @@ def maxpool2d_backward(dout, cache, ties="split"):
     if ties == "first":
         flat = is_max.reshape(N, C, H_out, W_out, k * k)
         is_max = (flat & (np.cumsum(flat, axis=-1) == 1)).reshape(is_max.shape)
-    share = is_max / is_max.sum(axis=(4, 5), keepdims=True, dtype=dout.dtype)  # 1/m for each of m
+    m = is_max.sum(axis=(4, 5), keepdims=True, dtype=dout.dtype)  # maxima per window, >= 1
+    share = is_max / m
     dwindows = share * dout[..., None, None]
     dx = np.zeros_like(x, dtype=dwindows.dtype)
     for u in range(k):
