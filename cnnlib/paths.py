@@ -10,8 +10,8 @@ The data folder is, in this order:
 1. ``$CNNLIB_DATA`` when that environment variable is set (read on every call, so setting it in
    a running notebook takes effect at once);
 2. the ``data/`` folder of the source checkout when the package sits in one (the folder above
-   ``cnnlib/`` has a pyproject.toml naming cnnlib and a ``data/`` folder): ``pip install -e .``
-   and running from the checkout;
+   ``cnnlib/`` has a pyproject.toml naming cnnlib), whether or not ``data/`` exists yet:
+   ``pip install -e .`` and running from the checkout;
 3. a per-user folder otherwise (an installed wheel has no checkout beside it):
    ``$XDG_DATA_HOME/cnnlib``, or ``~/.local/share/cnnlib``.
 
@@ -43,7 +43,7 @@ def _checkout_data(package: Path = _PACKAGE) -> Path | None:
     """``<checkout>/data`` when ``package`` sits in a cnnlib source checkout, else None."""
     root = package.parent
     pyproject = root / "pyproject.toml"
-    if not (pyproject.is_file() and (root / "data").is_dir()):
+    if not pyproject.is_file():
         return None
     try:
         text = pyproject.read_text(encoding="utf-8")
