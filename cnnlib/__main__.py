@@ -3,7 +3,9 @@
 Each command is one subparser in ``build_parser`` and one small ``_cmd_<name>(args)`` function
 that calls library code and returns the exit code. Bad input is a usage error (argparse types
 such as ``_positive_float``, exit code 2) or a ``CommandError`` that ``main`` prints as one
-``error: ...`` line (exit code 1), raised before any long work where it can be.
+``error: ...`` line (exit code 1), raised before any long work where it can be. Ctrl-C ends a
+command with one ``error: interrupted ...`` line (exit code 130) saying what was kept; output
+that cannot be written (a full disk, a closed pipe) ends it with exit code 1.
 ``python -m cnnlib COMMAND --help`` describes each command.
 """
 
@@ -13,7 +15,9 @@ import argparse
 import contextlib
 import math
 import os
+import stat
 import sys
+import tempfile
 from pathlib import Path
 
 
@@ -41,26 +45,73 @@ def _mnist_errors():
                            "the files") from None
 
 
-def _check_out(path: str, example: str) -> Path:
-    """``--out PATH`` checked before any work is done, so that a bad path fails at once.
+_KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
+          stat.S_IFIFO: "a FIFO (named pipe)", stat.S_IFSOCK: "a socket"}
 
-    The file is written as ``cnnlib.atomic.atomic_write`` writes (missing folders are created), so PATH must
-    not be a folder, and its nearest existing ancestor must be a folder we can write in.
-    example: a file name for the message when PATH is a folder ("model.npz").
+
+def _warn(message: str) -> None:
+    """``warning: <message>`` on stderr (on stdout when stderr is closed)."""
+    print(f"warning: {message}", file=sys.stderr)  # print(file=None) writes to stdout
+
+
+def _check_out(path: str, example: str) -> Path:
+    """``--out PATH`` checked completely before any work is done, so that a bad path fails at once.
+
+    The file is written as ``cnnlib.atomic.atomic_write`` writes: a new file renamed onto PATH,
+    missing folders created. So PATH must be new or a regular file (a device, FIFO or socket would
+    be replaced, not written to), a symlink is followed to the regular file it points to (the link
+    stays a link), no folder on the way may be a dangling symlink, and the nearest existing folder
+    must take a new file. example: a file name for the message when PATH is a folder
+    ("model.npz"). Returns the path to write: PATH, or the target of the symlink PATH.
     """
     out = Path(path)
-    if out.is_dir():
-        raise CommandError(f"--out {out} is a folder; give a file path, e.g. --out "
+    if out.is_dir() or path.endswith(("/", os.sep)):
+        raise CommandError(f"--out {path} is a folder; give a file path, e.g. --out "
                            f"{out / example}")
-    folder = out.parent
+    target = out
+    if out.is_symlink():
+        target = Path(os.path.realpath(out))
+        if not target.exists():
+            raise CommandError(f"--out {out} is a symlink to {target}, which does not exist; "
+                               "give the path of a file, not of a dangling link")
+    if target.exists():
+        mode = target.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+            via = "" if target == out else f" (through the symlink {out})"
+            raise CommandError(f"--out {target}{via} is {kind}; writing would replace it, not "
+                               "write into it: give the path of a regular file or a new one")
+    folder = target.parent
     while not folder.exists():
+        if folder.is_symlink():
+            raise CommandError(f"--out {out}: {folder} is a symlink to {os.readlink(folder)}, "
+                               "which does not exist; create that folder or choose another path")
         folder = folder.parent
     if not folder.is_dir():
         raise CommandError(f"--out {out}: {folder} is a file, not a folder; choose another path")
-    if not os.access(folder, os.W_OK):
-        raise CommandError(f"--out {out}: no permission to write in {folder}; choose another "
-                           "folder")
-    return out
+    try:
+        with tempfile.TemporaryFile(dir=folder):  # can a file be created there? (nameless)
+            pass
+    except OSError as error:
+        raise CommandError(f"--out {out}: cannot write in {folder} ({error.strerror}); choose "
+                           "another folder") from None
+    return target
+
+
+def _identity(path: Path):
+    """What tells whether ``path`` was replaced: (device, inode, size, mtime), None if absent."""
+    try:
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns
+
+
+def _usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _check_takes_crops(net, path) -> None:
@@ -117,6 +168,9 @@ def _cmd_classify_strokes(args: argparse.Namespace) -> int:
         raise CommandError(f"model file {model_path} does not exist; pass --model PATH, or "
                            "train one with `python -m cnnlib train`")
     out = _check_out(args.out, "predictions.csv") if args.out else None
+    if out is not None and out.exists() and _same_file(out, args.file):
+        raise CommandError(f"--out {args.out} is the input file {args.file}; the predictions "
+                           "would overwrite the records: give another --out path")
     try:
         records = pendigits.load_strokes(args.file)
     except (OSError, ValueError) as error:
@@ -126,8 +180,11 @@ def _cmd_classify_strokes(args: argparse.Namespace) -> int:
     except (OSError, ValueError) as error:
         raise CommandError(f"cannot load model {model_path}: {error}") from None
     _check_takes_crops(net, model_path)
-    probabilities = pendigits.classify_records(net, records, method)
-    result = pendigits.score(probabilities, records)
+    probabilities = _classify(net, records, method, args.file)
+    try:
+        result = pendigits.score(probabilities, records)
+    except (ValueError, ArithmeticError) as error:
+        raise CommandError(f"{args.file}: {error}") from None
     print(f"digits: {result['n']} ({result['labelled']} labelled), method: {method}, "
           f"model: {model_path}")
     if result["accuracy"] is not None:
@@ -153,8 +210,53 @@ def _cmd_classify_strokes(args: argparse.Namespace) -> int:
             atomic_write(out, lambda f: f.write(text.encode("utf-8")))
         except OSError as error:
             raise CommandError(f"cannot write {out}: {error}") from None
-        print(f"predictions written to {out}")
+        print(f"predictions written to {Path(args.out)}")
     return 0
+
+
+def _same_file(a, b) -> bool:
+    """Whether paths ``a`` and ``b`` are one file (also through symlinks and hard links)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _classify(net, records, method: str, path):
+    """``pendigits.classify_records``, with any failure (a drawing that cannot be scaled or
+    drawn, probabilities that are not finite) a CommandError naming the file and the record."""
+    import numpy as np
+
+    from cnnlib import pendigits
+
+    # Overflow and NaN on the way are errors (a drawing scaled to infinity), not warnings.
+    strict = dict(over="raise", invalid="raise", divide="raise")
+
+    def culprit(error):
+        """The first record that fails alone, for the message; the file when none does."""
+        for index, record in enumerate(records):
+            try:
+                with np.errstate(**strict):
+                    pendigits.records_to_images([record], method)
+            except FloatingPointError as its_error:
+                return CommandError(f"{path}, record {index}: its drawing cannot be scaled into "
+                                    f"the box ({its_error}: are its coordinates finite and not "
+                                    "all too close together?); fix or remove that record")
+            except (ValueError, ArithmeticError) as its_error:
+                return CommandError(f"{path}, record {index}: {its_error}; fix or remove that "
+                                    "record")
+        return CommandError(f"{path}: {error}")
+
+    try:
+        with np.errstate(**strict):
+            probabilities = pendigits.classify_records(net, records, method)
+    except (ValueError, ArithmeticError) as error:
+        raise culprit(error) from None
+    bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
+    if len(bad):
+        raise CommandError(f"{path}, record {bad[0]}: the network gives non-finite "
+                           "probabilities for it; fix or remove that record")
+    return probabilities
 
 
 def _default_model_path() -> Path:
@@ -213,15 +315,38 @@ def _train_command(recipe, args: argparse.Namespace) -> str:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import dataclasses
+
+    from cnnlib import train
+
+    out = _check_out(args.out, "model.npz")
+    recipe = train.Recipe(**{field.name: getattr(args, field.name)
+                             for field in dataclasses.fields(train.Recipe)})
+    cores = _usable_cores()
+    if recipe.workers > cores:
+        _warn(f"--workers {recipe.workers} is more than the {cores} cores this process may use: "
+              f"the extra workers wait for a core and hold memory, so the run is slower than "
+              f"with --workers {cores}")
+    before = _identity(out)
+    try:
+        return _train_and_save(recipe, args, out)
+    except KeyboardInterrupt:
+        # atomic_write renames a complete file into place or nothing: the file changed or not.
+        kept = (f"the network was saved to {out} just before" if _identity(out) != before
+                else f"nothing saved, {out} is as it was" if before
+                else f"nothing saved, {out} was not written")
+        raise CommandError(f"interrupted: {kept}", code=130) from None
+
+
+def _train_and_save(recipe, args: argparse.Namespace, out: Path) -> int:
+    """The body of ``train``: load MNIST, train ``recipe``, print the accuracies, save to
+    ``out`` (already checked by ``_check_out``)."""
+    import dataclasses
     import time
 
     import numpy as np
 
     from cnnlib import data, serialization, train
 
-    out = _check_out(args.out, "model.npz")
-    recipe = train.Recipe(**{field.name: getattr(args, field.name)
-                             for field in dataclasses.fields(train.Recipe)})
     with _mnist_errors():
         split = data.load_mnist_split(progress=not args.quiet)
     start = time.perf_counter()
@@ -255,17 +380,71 @@ def _cmd_train(args: argparse.Namespace) -> int:
     x_test, y_test = split.x_test[:args.test_size], split.y_test[:args.test_size]
     probabilities = train.predict_proba(trainer.net, x_test)
     test_accuracy = float((probabilities.argmax(axis=1) == y_test).mean())
-    try:
-        path = serialization.save_model(
-            trainer.net, out, recipe=dataclasses.asdict(recipe),
+    _print_accuracies(probabilities, y_test)
+    _warn_if_at_chance(recipe, trainer, val_accuracy, test_accuracy, probabilities.shape[1])
+
+    def save(path):
+        return serialization.save_model(
+            trainer.net, path, recipe=dataclasses.asdict(recipe),
             history=history.summary(), validation_accuracy=val_accuracy,
             test_accuracy=test_accuracy, test_examples=len(y_test),
             train_seconds=round(seconds, 1), command=_train_command(recipe, args))
-    except OSError as error:
+
+    try:
+        save(out)
+    except ValueError as error:         # weights that are not finite: nothing worth keeping
         raise CommandError(f"cannot save the network to {out}: {error}") from None
-    _print_accuracies(probabilities, y_test)
-    print(f"saved to {path}")
+    except OSError as error:
+        raise CommandError(f"cannot save the network to {out}: {error}; "
+                           f"{_save_elsewhere(save, out)}") from None
+    print(f"saved to {Path(args.out)}")
     return 0
+
+
+def _save_elsewhere(save, out: Path) -> str:
+    """After ``save(out)`` failed: ``save`` under a new name beside ``out``, else in the
+    temporary folder, so that the training is not lost. Returns what happened, for the error."""
+    errors = []
+    for folder in (out.parent, Path(tempfile.gettempdir())):
+        try:
+            fd, name = tempfile.mkstemp(dir=folder, prefix=out.stem + ".unsaved-",
+                                        suffix=out.suffix or ".npz")
+            os.close(fd)
+        except OSError as error:
+            errors.append(f"{folder}: {error.strerror}")
+            continue
+        try:
+            save(name)
+        except OSError as error:
+            Path(name).unlink(missing_ok=True)
+            errors.append(f"{name}: {error.strerror}")
+            continue
+        return f"the network was saved to {name} instead: move it where you want it"
+    return (f"saving it elsewhere failed too ({'; '.join(errors)}): the network is lost; free "
+            "some space and train again")
+
+
+def _warn_if_at_chance(recipe, trainer, val_accuracy, test_accuracy, num_classes) -> None:
+    """A warning when the network guesses no better than chance (at most 1.5 / num_classes on
+    the validation set, or on the test set without one), saying what to change."""
+    import dataclasses
+
+    accuracy, which = ((val_accuracy, "validation") if val_accuracy is not None
+                       else (test_accuracy, "test"))
+    if accuracy > 1.5 / num_classes:
+        return
+    default_lr = next(f.default for f in dataclasses.fields(recipe) if f.name == "lr")
+    hints = []
+    if recipe.lr > default_lr:
+        hints.append(f"a smaller --lr (this run: {recipe.lr:g}; default: {default_lr:g})")
+    if trainer.examples_seen < len(trainer.x_train):
+        hints.append(f"more --epochs (this run saw {trainer.examples_seen:,} examples, fewer "
+                     "than one pass)")
+    if not hints:
+        hints.append("more --epochs or --train-size, or another --lr")
+    _warn(f"{which} accuracy {accuracy:.4f} is at chance level (1/{num_classes} = "
+          f"{1 / num_classes:.4f}): this network has learned next to nothing; try "
+          + " or ".join(hints))
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
@@ -455,28 +634,78 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv`` (default: sys.argv[1:]), run the command, return its exit code; a
-    CommandError is printed as ``error: ...`` on stderr."""
+    CommandError is printed as ``error: ...`` on stderr, Ctrl-C as ``error: interrupted``
+    (exit code 130). With stderr closed (``2>&-``) there are no progress bars and the errors and
+    warnings go to stdout."""
     args = build_parser().parse_args(argv)
+    if sys.stderr is None and hasattr(args, "quiet"):
+        args.quiet = True                # the progress bars would have nowhere to go
     try:
         return args.handler(args)
     except CommandError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print(f"error: {error}", file=sys.stderr)   # print(file=None) writes to stdout
         return error.code
+    except KeyboardInterrupt:           # the commands that write say what they kept
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+class _OutputError(Exception):
+    """Writing to standard output failed (``error``: a full disk, a closed pipe); not an OSError,
+    so that no command mistakes it for a failure of its own files."""
+
+    def __init__(self, error: OSError):
+        super().__init__(str(error))
+        self.error = error
+
+
+class _GuardedOutput:
+    """Standard output for ``cli``: a failure to write or flush becomes an ``_OutputError``."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except OSError as error:
+            raise _OutputError(error) from None
+
+    def flush(self):
+        try:
+            return self._stream.flush()
+        except OSError as error:
+            raise _OutputError(error) from None
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
 
 
 def cli():
-    """``main`` for the command line: output piped into a reader that stops early (``| head``)
-    ends the command quietly instead of with a BrokenPipeError traceback."""
+    """``main`` for the command line. Output that cannot be written ends the command with exit
+    code 1: quietly when piped into a reader that stops early (``| head``), else with one
+    ``error: cannot write the output ...`` line on stderr (``> /dev/full``), not a traceback."""
+    stdout = sys.stdout
+    sys.stdout = _GuardedOutput(stdout) if stdout is not None else None
     try:
         try:
             code = main()
         except SystemExit as done:      # argparse after --help or a usage error
             code = done.code
         sys.stdout.flush()
-    except BrokenPipeError:
-        # Python would flush stdout again at exit and fail again: point it at /dev/null first.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except _OutputError as failure:
+        sys.stdout = stdout
+        # Python flushes stdout again at exit and would fail again: point it at /dev/null first.
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stdout.fileno())
+        except (OSError, ValueError, AttributeError):   # not a file descriptor: nothing to do
+            pass
+        if not isinstance(failure.error, BrokenPipeError) and sys.stderr is not None:
+            print(f"error: cannot write the output: {failure.error}; free some space, or send "
+                  "the output elsewhere", file=sys.stderr)
         return 1
+    finally:
+        sys.stdout = stdout
     return code
 
 

@@ -9,14 +9,19 @@ temporary file is removed and a file already at the destination is left as it wa
 
 Every file cnnlib writes (MNIST files, model files, the CLI's predictions) goes through here.
 
-What it trades away: no locking (two writers of one path: the last rename wins) and no
-cleanup of temporary files left by a process that was killed outright (``*.tmp`` beside the
-destination; safe to delete).
+A process killed outright (SIGKILL, power loss) cannot remove its temporary file, so each one
+is named after the writing process, ``NAME.partial-PID-XXXXXXXX.tmp``, and the next write of
+NAME removes those whose process is gone.
+
+What it trades away: no locking (two writers of one path: the last rename wins); a leftover
+whose process id was reused stays until that process ends (it is only wasted space, safe to
+delete).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -36,7 +41,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     folder.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=path.name + ".", suffix=".tmp")
+    _remove_leftovers(folder, path.name)
+    fd, tmp_name = tempfile.mkstemp(dir=folder, prefix=f"{path.name}.partial-{os.getpid()}-",
+                                    suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -56,3 +63,33 @@ def atomic_write(path: str | os.PathLike, write: Callable[[BinaryIO], object]) -
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def _remove_leftovers(folder: Path, name: str) -> None:
+    """Remove ``name``'s temporary files left in ``folder`` by writers that no longer run (killed
+    mid-write); a live writer's file (another process's, or this one's) is left alone."""
+    pattern = re.compile(re.escape(name) + r"\.partial-(\d+)-[a-z0-9_]+\.tmp")
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for entry in names:
+        match = pattern.fullmatch(entry)
+        if match and not _running(int(match.group(1))):
+            try:
+                os.unlink(folder / entry)
+            except OSError:     # gone already, or not ours to remove: the write goes on
+                pass
+
+
+def _running(pid: int) -> bool:
+    """Whether a process with this id exists (a process of another user counts)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
