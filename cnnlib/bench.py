@@ -40,7 +40,7 @@ __all__ = ["set_threads", "machine_info", "CnnlibRunner", "TorchRunner", "compar
            "format_table", "time_recipe", "main"]
 
 IMAGE_SIZE = 24
-POOL = 2000            # random training images the batches cycle through
+POOL = 2000            # random training images the batches cycle through (more for larger batches)
 INFERENCE_IMAGES = 10_000
 # Sequential.predict's default batch size (64), used for both libraries.
 INFERENCE_BATCH = inspect.signature(Sequential.predict).parameters["batch_size"].default
@@ -141,7 +141,7 @@ class CnnlibRunner:
             else:
                 forward_backward(net, xb, yb)
             optimizer.step(net)
-            examples += batch_size
+            examples += len(xb)                      # what was computed, even if x is short
             elapsed = time.perf_counter() - start
             if elapsed >= seconds:
                 return examples, elapsed
@@ -223,7 +223,7 @@ class TorchRunner(CnnlibRunner):
             optimizer.zero_grad(set_to_none=True)
             loss_fn(model(xb), yb).backward()
             optimizer.step()
-            examples += batch_size
+            examples += len(xb)
             elapsed = time.perf_counter() - start
             if elapsed >= seconds:
                 return examples, elapsed
@@ -352,7 +352,9 @@ def main(seconds=3.0, rounds=3, threads=1, batch_sizes=(20, 64), use_torch=True,
     model: a name from ``cnnlib.architectures.MODELS`` ("seed": the reference network; "deep": the
     deeper network of notebook 09, with batch norm and dropout in training mode).
     cores: instead of ``threads``, give each library this many cores its own way: PyTorch as
-    threads, cnnlib as processes of one BLAS thread each (``cnnlib.parallel``)."""
+    threads, cnnlib as processes of one BLAS thread each (``cnnlib.parallel``).
+    batch_sizes: the training batches timed, cycling through ``POOL`` random images (or as many
+    as the largest batch, so that every batch is as large as it says)."""
     if cores is not None and threads != 1:
         raise ValueError("give threads or cores, not both")
     rng = np.random.default_rng(seed)
@@ -369,7 +371,8 @@ def main(seconds=3.0, rounds=3, threads=1, batch_sizes=(20, 64), use_torch=True,
     if workers > 1:
         out(f"cnnlib: {workers} processes sharing every batch (cnnlib.parallel), one BLAS "
             "thread each")
-    x, y = _random_data(rng, POOL)
+    # A batch larger than the pool would be cut to the pool's size and counted in full.
+    x, y = _random_data(rng, max(POOL, *batch_sizes))
     runners = [CnnlibRunner(net, x, y, workers)]
     try:
         torch, torch_text = (_torch_or_none(cores or threads) if use_torch

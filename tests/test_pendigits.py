@@ -60,6 +60,12 @@ def test_load_strokes_reads_records_and_keeps_extra_keys(tmp_path):
     ([{"strokes": [[[1, 2, 3]]]}], "record 0, stroke 0, point 0: expected \\[x, y\\]"),
     ([{"strokes": []}], "record 0: nothing drawn"),
     ([{"strokes": [[[1, 2]], []]}], "record 0, stroke 1: a stroke needs at least one point"),
+    # Integers past Python's 4,300-digit limit for int(): the record is named all the same.
+    ('[{"strokes": [[[1, 2]]]}, {"label": 1' + "0" * 5000 + ', "strokes": [[[1, 2]]]}]',
+     "record 1: label must be an integer 0-9 .* got an integer of 5,001 digits"),
+    ('[{"strokes": [[[1, 2], [3, ' + "9" * 5000 + ']]]}]',
+     "record 0, stroke 0, point 1: expected \\[x, y\\], two numbers"),
+    ("[" * 100_000, "nests its lists deeper"),
 ])
 def test_load_strokes_names_the_bad_record(tmp_path, content, message):
     path = write_json(tmp_path / "bad.json", content)

@@ -177,6 +177,19 @@ def test_fit_to_box_scales_the_larger_side_to_60_percent_and_centres():
     np.testing.assert_allclose(S.fit_to_box([[[3.0, 4.0]]])[0], [[140.0, 140.0]])
 
 
+def test_fit_to_box_draws_a_drawing_too_small_to_scale_as_a_dot():
+    # 168 / 1e-310 overflows to inf, and inf x 0 gave NaN points that as_strokes blamed on the
+    # input; a drawing this small is a click: centred, unscaled, a dot like a single point.
+    fitted = S.fit_to_box([[[0.0, 0.0], [1e-310, 0.0]]])
+    np.testing.assert_allclose(fitted[0], [[140.0, 140.0], [140.0, 140.0]])
+    for method in S.METHODS:
+        image = S.preprocess(fitted, method=method)
+        assert np.isfinite(image).all() and image.max() > 0
+    # The other end: a span past 1.8e308 overflowed x_max - x_min; it is scaled like any other.
+    np.testing.assert_allclose(S.fit_to_box([[[-1e308, 0.0], [1e308, 10.0]]])[0],
+                               [[56.0, 140.0], [224.0, 140.0]])
+
+
 def test_preprocess_rejects_empty_and_bad_drawings():
     with pytest.raises(ValueError, match="nothing drawn"):
         S.preprocess([])

@@ -41,6 +41,7 @@ from ..augment import RandomCrop
 from ..data import load_mnist, split_train_validation, to_float
 from ..network import Sequential, forward_backward
 from ..optim import SGD
+from ..paths import mnist_dir
 from ..paths import models_dir as default_models_dir
 from ..paths import shipped_model, shipped_models
 from ..seeding import as_generator
@@ -84,6 +85,19 @@ def classify(net, image):
     if x.ndim != 2:
         raise ValueError(f"classify expects one image of shape (H, W); got {x.shape}")
     return net.predict_proba(x[None, None])[0].astype(np.float64)
+
+
+def _check_answers(net, path=None):
+    """Raise ValueError unless net maps one 24 x 24 image to 10 class probabilities."""
+    try:
+        shape = classify(net, np.zeros((24, 24))).shape
+        problem = None if shape == (10,) else f"it gives scores of shape {shape}, not (10,)"
+    except ValueError as error:
+        problem = str(error)
+    if problem:
+        what = path if path is not None else "the network"
+        raise ValueError(f"{what} does not classify 24 x 24 digits into 10 classes ({problem}); "
+                         "choose a network trained on the course's MNIST crops")
 
 
 def answer_for(probs, confident=CONFIDENT):
@@ -139,8 +153,7 @@ def teach_steps(net, image, label, replay=None, *, steps=TEACH_STEPS, until=None
     The steps run in evaluation mode: dropout is off and BatchNorm keeps its running statistics
     (a few batches dominated by one drawing should not move them), so only the weights change.
     """
-    if not 0 <= int(label) <= 9 or int(label) != label:
-        raise ValueError(f"teach needs a label 0..9; got {label!r}")
+    _check_label(label)
     image = np.asarray(image, dtype=_dtype(net))
     if image.shape != (24, 24):
         raise ValueError(f"teach expects the (24, 24) input image; got {image.shape}")
@@ -164,6 +177,14 @@ def teach_steps(net, image, label, replay=None, *, steps=TEACH_STEPS, until=None
             losses.append(forward_backward(net, x, y).loss)
             optimizer.step(net)
     return np.array(losses)
+
+
+def _check_label(label):
+    """Raise ValueError unless label is an integer 0..9 (True is not a 1, nor 3.0 a 3)."""
+    if (isinstance(label, (bool, np.bool_)) or not isinstance(label, (int, np.integer))
+            or not 0 <= label <= 9):
+        raise ValueError(f"teach needs a label 0..9, an integer; got {label!r} "
+                         f"({type(label).__name__})")
 
 
 def _dtype(net):
@@ -296,13 +317,15 @@ class DigitPad:
     networks (shown when there are several); default ``cnnlib.paths.models_dir()``, where
     "Save" writes too.
     replay: (uint8 images (N, 28, 28), labels (N,)) replayed by "Teach it"; "mnist" (default): the
-    50,000 MNIST training digits, loaded on the first teach; None: teach on the drawing alone.
+    50,000 MNIST training digits, loaded on the first teach from the files already in
+    ``cnnlib.paths.mnist_dir()`` (never downloaded here: without them teach goes on without
+    replay and says so); None: teach on the drawing alone.
     seed: seeds the random shifts and replay draws of "Teach it".
 
     State: ``strokes`` (list of strokes, each a list of (x, y) canvas points), ``image`` (the
     (24, 24) input the network saw, or None), ``probs`` ((10,) or None), ``answer`` (see
     ``answer_for``; None when the box is empty), ``stroke_times_ms`` (Python time of each
-    mouse-up, from the event to the updated widgets).
+    mouse-up, from the event to the updated widgets; one per ``draw``, which answers once).
     """
 
     def __init__(self, model=None, *, method=None, models_dir=None, replay="mnist", seed=0,
@@ -321,6 +344,7 @@ class DigitPad:
         self.stroke_times_ms = []
         self.teach_result = None
         self._pen_down = False
+        self._replaying = False     # inside draw(): mouse-up does not answer
         if not (replay is None or (isinstance(replay, str) and replay == "mnist")
                 or (isinstance(replay, tuple) and len(replay) == 2)):
             raise ValueError('replay must be "mnist", None or (images (N, 28, 28), labels (N,)); '
@@ -346,6 +370,7 @@ class DigitPad:
                     f"no model file at {path}; train one (python -m cnnlib train ... --out {path})"
                     " or pass DigitPad(model=...) a network or another file")
             net = load_model(path)
+        _check_answers(net, path)   # before anything changes: a bad model leaves the pad as it was
         self.net, self.model_path = net, path
         self._shipped = [param.copy() for _, param, _ in net.parameters()]
         self.teach_result = None
@@ -392,7 +417,10 @@ class DigitPad:
 
     def mouse_down(self, x, y):
         """Pen down at canvas point (x, y): a new stroke, drawn as a dot."""
-        x, y = self._clamp(x, y)
+        point = self._clamp(x, y)
+        if point is None:
+            return
+        x, y = point
         if not self.strokes:
             self.canvas.clear()  # wipe the hint
         self._pen_down = True
@@ -403,7 +431,10 @@ class DigitPad:
         """Pen moved: extend the stroke by a segment from its last point (when the pen is down)."""
         if not self._pen_down:
             return
-        x, y = self._clamp(x, y)
+        point = self._clamp(x, y)
+        if point is None:
+            return
+        x, y = point
         stroke = self.strokes[-1]
         x0, y0 = stroke[-1]
         if (x - x0) ** 2 + (y - y0) ** 2 < MIN_STEP ** 2:
@@ -412,12 +443,14 @@ class DigitPad:
         self.canvas.stroke_line(x0, y0, x, y)
 
     def mouse_up(self, x, y):
-        """Pen up: the stroke ends and the network answers."""
+        """Pen up: the stroke ends and the network answers (during ``draw``: once, at its end)."""
         if not self._pen_down:
             return
         start = time.perf_counter()
         self.mouse_move(x, y)
         self._pen_down = False
+        if self._replaying:
+            return
         self._update_answer()
         self.stroke_times_ms.append(1e3 * (time.perf_counter() - start))
 
@@ -444,16 +477,29 @@ class DigitPad:
     def draw(self, strokes):
         """Replay strokes [[(x, y), ...], ...] (canvas coordinates) through the mouse handlers.
 
-        The canvas commands of the whole replay go to the browser as one message.
+        The canvas commands of the whole replay go to the browser as one message, and the
+        network answers once, after the last stroke: answering after each one pre-processes every
+        stroke so far again, which made a long replay take time growing with its square.
         """
-        with hold_canvas():
-            for stroke in strokes:
-                if len(stroke) == 0:
-                    continue
-                self.mouse_down(*stroke[0])
-                for x, y in stroke[1:]:
-                    self.mouse_move(x, y)
-                self.mouse_up(*stroke[-1])
+        drawn = False
+        self._replaying = True
+        try:
+            with hold_canvas():
+                for stroke in strokes:
+                    stroke = [point for point in stroke if self._clamp(*point) is not None]
+                    if len(stroke) == 0:
+                        continue
+                    self.mouse_down(*stroke[0])
+                    for x, y in stroke[1:]:
+                        self.mouse_move(x, y)
+                    self.mouse_up(*stroke[-1])
+                    drawn = True
+        finally:
+            self._replaying = False
+        if drawn:
+            start = time.perf_counter()
+            self._update_answer()
+            self.stroke_times_ms.append(1e3 * (time.perf_counter() - start))
 
     def clear(self, *_):
         """Empty the box (the hint shows again)."""
@@ -477,6 +523,7 @@ class DigitPad:
         Returns {"label", "before" (10,), "after" (10,), "losses" (steps taken,), "replay"
         (bool), "total_steps" (since the last reset)}, also kept as ``teach_result``.
         """
+        _check_label(label)
         if self.image is None:
             raise ValueError("draw a digit before teaching: the box is empty")
         replay = self._replay_data()
@@ -596,7 +643,12 @@ class DigitPad:
                     c.stroke_lines(stroke)
 
     def _clamp(self, x, y):
-        return (min(max(float(x), 0.0), CANVAS_SIZE), min(max(float(y), 0.0), CANVAS_SIZE))
+        """(x, y) moved into the box, or None for a point that is not finite (a NaN kept in a
+        stroke would make every later answer fail): such an event is dropped."""
+        x, y = float(x), float(y)
+        if not (math.isfinite(x) and math.isfinite(y)):
+            return None
+        return (min(max(x, 0.0), CANVAS_SIZE), min(max(y, 0.0), CANVAS_SIZE))
 
     def _update_answer(self):
         """Pre-process the strokes, classify, and show the answer (the per-stroke work)."""
@@ -670,7 +722,8 @@ class DigitPad:
         self._saliency_image.value = png_bytes(upscale(saliency_rgb(self.image, dx), 8))
 
     def _refresh_model_picker(self):
-        own = sorted(self.models_dir.glob("*.npz")) if self.models_dir.is_dir() else []
+        own = (sorted(f for f in self.models_dir.glob("*.npz") if f.is_file())
+               if self.models_dir.is_dir() else [])
         files = shipped_models() + [f for f in own if f.name not in
                                     {shipped.name for shipped in shipped_models()}]
         picker = self._model_picker
@@ -687,7 +740,8 @@ class DigitPad:
         if change["new"]:
             try:
                 self.use_model(change["new"])
-            except (ValueError, OSError) as error:  # ModelFileError is a ValueError
+            # ModelFileError is a ValueError; an absurd file can also run out of memory.
+            except (ValueError, OSError, MemoryError) as error:
                 self._refresh_model_picker()        # back to the model that still answers
                 in_use = self.model_path.name if self.model_path else "in memory"
                 self._status.value = str(error)
@@ -702,6 +756,9 @@ class DigitPad:
             return
         label, taken = result["label"], len(result["losses"])
         note = "" if result["replay"] else " (without MNIST replay: the data is not available)"
+        if not result["replay"] and isinstance(self._replay, str):     # "mnist", not on disk
+            note = (" (without MNIST replay: the data is not available; `python -m cnnlib data` "
+                    f"puts it in {mnist_dir()} and the next teach uses it)")
         if taken == 0:
             self._status.value = (f"it already gives {label} at least {TEACH_UNTIL:.0%}: "
                                   "nothing to teach")
@@ -719,12 +776,18 @@ class DigitPad:
         self._status.value = f"saved to {path}"
 
     def _replay_data(self):
-        """The digits teach replays, (images, labels); MNIST's loaded once; None if unavailable."""
+        """The digits teach replays, (images, labels), or None.
+
+        "mnist": the training digits from the files already in ``cnnlib.paths.mnist_dir()``,
+        loaded once. Never downloaded from here: looking for MNIST without a network blocked the
+        kernel for over a minute. Without the files this is None (teach goes on at once, without
+        replay), and the next teach looks again.
+        """
         if isinstance(self._replay, str) and self._replay == "mnist":
             try:
-                images, labels, _, _ = load_mnist(progress=False)
-                x_train, y_train, _, _ = split_train_validation(images, labels)
-                self._replay = (x_train, y_train)
-            except (OSError, ValueError, RuntimeError):
-                self._replay = None
+                images, labels, _, _ = load_mnist(mnist_dir(), sources=(), progress=False)
+            except (OSError, ValueError, RuntimeError):   # missing, or failing its hash check
+                return None
+            x_train, y_train, _, _ = split_train_validation(images, labels)
+            self._replay = (x_train, y_train)
         return self._replay
