@@ -451,7 +451,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     from cnnlib import data, serialization, train
 
     try:
-        net = serialization.load_model(args.path)
+        net = serialization.load_model(args.path, dtype="float32")  # takes to_float's images
     except (OSError, ValueError) as error:
         raise CommandError(str(error)) from None
     _check_takes_crops(net, args.path)

@@ -2,6 +2,8 @@
 
 import json
 import re
+import struct
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -263,3 +265,244 @@ def test_a_damaged_header_is_a_model_file_error(net, tmp_path):
         arrays["header"] = np.frombuffer(json.dumps(damaged).encode(), dtype=np.uint8)
         np.savez(tmp_path / "damaged.npz", **arrays)
         _expect_model_file_error(serialization.load_model, tmp_path / "damaged.npz", words)
+
+
+# ------------------------------------------------------- hostile files: sizes, bombs, nonsense
+#
+# Each file here is built by hand, small, so that without the checks the bug shows as an
+# attempted huge allocation (caught by tracemalloc, or numpy's MemoryError) or a huge build
+# (caught by a Linear that refuses to be built), never as gigabytes really used.
+
+def _arrays_of(path):
+    with np.load(path) as archive:
+        return {name: archive[name] for name in archive.files}
+
+
+def _header_bytes(header):
+    return np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+
+
+def _npy(shape, descr="<f4", payload=b""):
+    """A hand-made .npy: a version 1.0 header declaring ``shape`` and ``descr``, then
+    ``payload`` (however short)."""
+    text = repr({"descr": descr, "fortran_order": False, "shape": tuple(shape)}).encode()
+    text += b" " * (-(len(text) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(text)) + text + payload
+
+
+def _write_npz(path, arrays, raw=None):
+    """An .npz of ``arrays`` (name -> array) plus ``raw`` members (name -> .npy bytes)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, array in arrays.items():
+            archive.writestr(f"{name}.npy", _npy(array.shape, array.dtype.str, array.tobytes()))
+        for name, data in (raw or {}).items():
+            archive.writestr(f"{name}.npy", data)
+    return path
+
+
+def _claim_unpacked_size(path, member, size):
+    """Make the zip directory say ``member`` unpacks to ``size`` bytes, as a zip bomb's does."""
+    data = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as archive:
+        struct.pack_into("<I", data, archive.getinfo(member).header_offset + 22, size)
+    at = data.find(b"PK\x01\x02")
+    while at >= 0:  # the central directory: one entry per member
+        name_length = struct.unpack_from("<H", data, at + 28)[0]
+        if data[at + 46:at + 46 + name_length] == member.encode():
+            struct.pack_into("<I", data, at + 24, size)
+        at = data.find(b"PK\x01\x02", at + 46)
+    path.write_bytes(bytes(data))
+
+
+def _refused_cheaply(load, path, *words):
+    """``load(path)`` raises ModelFileError naming path and words, having allocated little."""
+    tracemalloc.start()
+    try:
+        _expect_model_file_error(load, path, *words)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 50e6, f"{peak / 1e6:.0f} MB allocated before refusing {path.name}"
+
+
+class _Unbuildable:
+    """Stands in for Linear: a file must be refused before any layer is built."""
+
+    def __init__(self, *args, **kwargs):
+        raise AssertionError("a layer was built before the file's sizes were checked")
+
+
+def test_an_npy_declaring_a_huge_shape_is_refused_before_allocating(net, tmp_path):
+    # A small file whose weights claim 10**12 numbers (3.64 TiB), followed by the 7,200 bytes
+    # their real shape takes: it was a raw MemoryError.
+    arrays = _arrays_of(serialization.save_model(net, tmp_path / "net.npz"))
+    del arrays["param/7.W"]
+    huge = _write_npz(tmp_path / "huge.npz", arrays,
+                      {"param/7.W": _npy((10**12,), payload=bytes(7200))})
+    assert huge.stat().st_size < 30_000
+    for load in (serialization.load_model, serialization.read_header):
+        _refused_cheaply(load, huge, "7.W", "(1000000000000,)", "shape (10, 180)")
+    header = arrays.pop("header")
+    big_header = _write_npz(tmp_path / "big-header.npz", arrays,
+                            {"header": _npy((10**12,), "|u1", header.tobytes())})
+    _refused_cheaply(serialization.load_model, big_header, "the header", "1,048,576 bytes")
+
+
+def test_a_header_declaring_an_enormous_layer_is_refused_before_building(tmp_path, monkeypatch):
+    # A 1.4 kB file declaring Linear(30000, 30000): it took 72 s and 14 GB to be refused.
+    net = Sequential(Flatten(), Linear(3, 2, rng=np.random.default_rng(0)))
+    arrays = _arrays_of(serialization.save_model(net, tmp_path / "small.npz"))
+    header = json.loads(arrays["header"].tobytes())
+    header["architecture"][1].update(in_features=30000, out_features=30000)
+    header["params"] = {}  # and no weights stored: nothing to compare before building
+    arrays["header"] = _header_bytes(header)
+    del arrays["param/1.W"], arrays["param/1.b"]
+    bomb = _write_npz(tmp_path / "bomb.npz", arrays)
+    assert bomb.stat().st_size < 2000
+    document = json.loads(serialization.export_json(net, tmp_path / "small.json").read_text())
+    monkeypatch.setitem(serialization.LAYER_TYPES, "Linear",
+                        (_Unbuildable, serialization.LAYER_TYPES["Linear"][1]))
+    _refused_cheaply(serialization.load_model, bomb, "900,030,000 parameters", "10,000,000")
+    document["architecture"][1] = {"type": "Linear", "in_features": 30000,
+                                   "out_features": 30000}
+    (tmp_path / "bomb.json").write_text(json.dumps(document))
+    _refused_cheaply(serialization.import_json, tmp_path / "bomb.json", "900,030,000 parameters")
+    with pytest.raises(ValueError, match="900,030,000 parameters"):
+        serialization.from_architecture(header["architecture"], {})
+
+
+def test_a_member_that_would_unpack_to_a_gigabyte_is_refused_unread(net, tmp_path):
+    # The zip directory's sizes are checked before a byte is unpacked: a member that claims to
+    # unpack to 1 GB (as a 1 MB member of zeros does) is refused, not read whole.
+    arrays = _arrays_of(serialization.save_model(net, tmp_path / "net.npz"))
+    del arrays["param/7.W"]
+    bomb = _write_npz(tmp_path / "bomb.npz", arrays,
+                      {"param/7.W": _npy((250_000_000,), payload=bytes(1 << 20))})
+    _claim_unpacked_size(bomb, "param/7.W.npy", 10**9 + 128)
+    _refused_cheaply(serialization.load_model, bomb, "7.W", "1,000,000,128 bytes")
+    header = arrays.pop("header")
+    bomb = _write_npz(tmp_path / "header-bomb.npz", {**arrays, "param/7.W": net[7].params["W"]},
+                      {"header": _npy((10**9,), "|u1", header.tobytes())})
+    _claim_unpacked_size(bomb, "header.npy", 10**9 + 128)
+    _refused_cheaply(serialization.load_model, bomb, "the header", "1,000,000,128 bytes")
+
+
+def test_a_network_beyond_the_limits_is_not_saved(net, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="more than the 1,048,576 a model file may hold"):
+        serialization.save_model(net, tmp_path / "x.npz", notes="x" * (1 << 20))
+    monkeypatch.setattr(serialization, "MAX_JSON_BYTES", 10_000)
+    with pytest.raises(ValueError, match="save it with save_model"):
+        serialization.export_json(net, tmp_path / "x.json")
+    monkeypatch.setattr(serialization, "MAX_PARAMETERS", 1000)
+    for write in (serialization.save_model, serialization.export_json):
+        with pytest.raises(ValueError, match="7,090 parameters, more than the 1,000"):
+            write(net, tmp_path / "x.npz")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_format_version_true_is_not_version_1(net, tmp_path):
+    arrays = _arrays_of(serialization.save_model(net, tmp_path / "net.npz"))
+    header = json.loads(arrays["header"].tobytes())
+    header["format_version"] = True  # True == 1 in Python
+    arrays["header"] = _header_bytes(header)
+    np.savez(tmp_path / "bool.npz", **arrays)
+    _expect_model_file_error(serialization.load_model, tmp_path / "bool.npz",
+                             "format version True", "re-save")
+    document = json.loads(serialization.export_json(net, tmp_path / "net.json").read_text())
+    document["format_version"] = True
+    (tmp_path / "bool.json").write_text(json.dumps(document))
+    _expect_model_file_error(serialization.import_json, tmp_path / "bool.json",
+                             "format version True")
+
+
+def test_booleans_in_the_architecture_are_not_numbers(net, tmp_path):
+    document = json.loads(serialization.export_json(net, tmp_path / "net.json").read_text())
+    document["architecture"][0]["stride"] = True
+    (tmp_path / "bool.json").write_text(json.dumps(document))
+    _expect_model_file_error(serialization.import_json, tmp_path / "bool.json", "stride", "True")
+
+
+def test_absurd_weights_are_neither_loaded_nor_saved(net, tmp_path, images):
+    # A bias of 3e38 made every input read "3" at 100%.
+    arrays = _arrays_of(serialization.save_model(net, tmp_path / "net.npz"))
+    arrays["param/7.b"] = np.where(np.arange(10) == 3, 3e38, 0).astype(np.float32)
+    np.savez(tmp_path / "absurd.npz", **arrays)
+    _expect_model_file_error(serialization.load_model, tmp_path / "absurd.npz",
+                             "7.b", "3e+38", "1e+06")
+    document = json.loads(serialization.export_json(net, tmp_path / "net.json").read_text())
+    document["architecture"][7]["b"][3] = 3e38
+    (tmp_path / "absurd.json").write_text(json.dumps(document))
+    _expect_model_file_error(serialization.import_json, tmp_path / "absurd.json", "7.b", "3e+38")
+    net[7].params["b"][3] = 3e38
+    for write in (serialization.save_model, serialization.export_json):
+        with pytest.raises(ValueError, match=r"7\.b holds 3e\+38, beyond the \+-1e\+06"):
+            write(net, tmp_path / "x.npz")
+
+
+@pytest.mark.parametrize("value, words", [("0.5", ["'0.5'", "str"]), (True, ["True", "bool"]),
+                                          (None, ["None", "NoneType"])])
+def test_json_weights_must_be_numbers(net, tmp_path, value, words):
+    document = json.loads(serialization.export_json(net, tmp_path / "net.json").read_text())
+    document["architecture"][7]["b"] = [value] * 10
+    (tmp_path / "odd.json").write_text(json.dumps(document))
+    _expect_model_file_error(serialization.import_json, tmp_path / "odd.json", "7.b", *words)
+
+
+def test_malformed_buffers_and_deep_nesting_are_model_file_errors(tmp_path):
+    net = Sequential(Conv2d(1, 2, 3, rng=np.random.default_rng(0)), BatchNorm2d(2))
+    document = json.loads(serialization.export_json(net, tmp_path / "net.json").read_text())
+    document["architecture"][1]["buffers"] = [1, 2]
+    (tmp_path / "buffers.json").write_text(json.dumps(document))
+    _expect_model_file_error(serialization.import_json, tmp_path / "buffers.json",
+                             "'buffers' is list")
+    arrays = _arrays_of(serialization.save_model(net, tmp_path / "net.npz"))
+    header = json.loads(arrays["header"].tobytes())
+    header["buffers"] = [1, 2]
+    arrays["header"] = _header_bytes(header)
+    np.savez(tmp_path / "buffers.npz", **arrays)
+    _expect_model_file_error(serialization.load_model, tmp_path / "buffers.npz", "'buffers' dict")
+    (tmp_path / "deep.json").write_text("[" * 100_000 + "]" * 100_000)
+    _expect_model_file_error(serialization.import_json, tmp_path / "deep.json", "too deeply")
+    arrays["header"] = np.frombuffer(b"[" * 100_000 + b"]" * 100_000, dtype=np.uint8)
+    np.savez(tmp_path / "deep.npz", **arrays)
+    _expect_model_file_error(serialization.load_model, tmp_path / "deep.npz", "not valid JSON")
+
+
+def test_nan_in_info_is_written_as_null_so_the_files_are_valid_json(net, tmp_path):
+    def strict(text):  # JSON as the standard has it: no NaN, no Infinity
+        return json.loads(text, parse_constant=lambda word: pytest.fail(f"{word} in the file"))
+
+    info = {"loss": float("nan"), "history": np.array([1.0, np.inf, -np.inf]), "lr": 0.01}
+    expected = {"loss": None, "history": [1.0, None, None], "lr": 0.01}
+    path = serialization.export_json(net, tmp_path / "net.json", **info)
+    assert strict(path.read_text())["info"] == expected
+    assert np.array_equal(serialization.import_json(path)[7].params["W"], net[7].params["W"])
+    path = serialization.save_model(net, tmp_path / "net.npz", **info)
+    with np.load(path) as archive:
+        strict(archive["header"].tobytes().decode())
+    assert serialization.read_header(path)["info"] == expected
+
+
+def test_a_float64_network_loads_faithfully_or_as_float32(tmp_path, images):
+    rng = np.random.default_rng(4)
+    net = Sequential(Conv2d(1, 4, 5, rng=rng, dtype=np.float64), ReLU(), MaxPool2d(2),
+                     Flatten(), Linear(400, 10, rng=rng, dtype=np.float64))
+    path = serialization.save_model(net, tmp_path / "f64.npz")
+    assert serialization.load_model(path)[0].dtype == np.float64
+    as32 = serialization.load_model(path, dtype=np.float32)
+    assert [layer.dtype for layer in as32 if hasattr(layer, "dtype")] == [np.float32] * 2
+    assert np.allclose(as32.predict_proba(images), net.predict_proba(images.astype(np.float64)),
+                       atol=1e-5)
+
+
+@pytest.mark.slow
+def test_evaluate_takes_a_float64_model(tmp_path, capsys, mnist):
+    # It said the network "does not take 24x24 MNIST crops": it took float64 ones only.
+    from cnnlib.__main__ import main
+
+    rng = np.random.default_rng(4)
+    net = Sequential(Conv2d(1, 4, 5, rng=rng, dtype=np.float64), ReLU(), MaxPool2d(2),
+                     Flatten(), Linear(400, 10, rng=rng, dtype=np.float64))
+    path = serialization.save_model(net, tmp_path / "f64.npz")
+    assert main(["evaluate", str(path), "--test-size", "20", "--quiet"]) == 0
+    assert "test accuracy: " in capsys.readouterr().out
