@@ -14,7 +14,6 @@ import importlib.util
 _EXTRAS = ("matplotlib", "ipywidgets", "ipycanvas")
 
 
-
 def _installed(name):
     try:
         return importlib.util.find_spec(name) is not None
