@@ -3,7 +3,8 @@ failing its own check with the check's message, the solutions put back passing, 
 edited notebook never overwritten.
 
 Notebook 02 is executed with nbclient from the generated student/ folder (as the learner runs it);
-one run takes a few seconds.
+one run takes a few seconds. Its last cell saves the learner's functions (cnnlib.learner) into
+the temporary student/ folder.
 """
 
 import importlib.util
@@ -137,6 +138,10 @@ def test_the_learner_edition_passes_with_the_solutions_put_back(edition):
     printed = "".join(o.get("text", "") for c in nb.cells if _grading(c).get("grade")
                       for o in c.outputs)
     assert printed.count(": correct") == 3, printed
+    # The last cell saved the learner's functions beside the notebook, without the markers.
+    saved = (edition / "my_ops_02.py").read_text()
+    assert "def linear_backward(dout, cache, input_grad=True):" in saved
+    assert "SOLUTION" not in saved and "NotImplementedError" not in saved
 
 
 def test_an_edited_notebook_is_kept_and_the_rest_follows_the_source(tmp_path):
