@@ -14,16 +14,18 @@ STAMP  := $(VENV)/.installed
 PYTEST_ARGS := -n 2 --dist loadfile --nbval --nbval-current-env --nbval-cell-timeout=300 \
                --nbval-sanitize-with notebooks/nbval-sanitize.cfg tests notebooks
 
-# make lab: JupyterLab on LAB_FOLDER at http://LAB_IP:LAB_PORT (the next free port when that one is
-# taken); LAB_ARGS are more JupyterLab options. Any of them can be set: make lab LAB_PORT=8890.
+# make lab: writes the learner edition (make student) where it is missing or stale, then opens
+# JupyterLab on LAB_FOLDER (the repository root: student/ and notebooks/ side by side) at
+# http://LAB_IP:LAB_PORT (the next free port when that one is taken); LAB_ARGS are more JupyterLab
+# options. Any of them can be set: make lab LAB_PORT=8890.
 # tools/lab.py adds --allow-root as root and --no-browser without a display, each with a line why.
-LAB_FOLDER ?= notebooks/
+LAB_FOLDER ?= .
 LAB_IP     ?= localhost
 LAB_PORT   ?= 8888
 LAB_ARGS   ?=
 LAB         = $(strip $(PY) tools/lab.py $(LAB_FOLDER) --ip=$(LAB_IP) --port=$(LAB_PORT) $(LAB_ARGS))
 
-.PHONY: setup data lab lab-serve test notebooks bench
+.PHONY: setup data student lab lab-serve test notebooks bench
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -38,7 +40,12 @@ setup: $(STAMP) data
 data: $(STAMP)
 	$(PY) -m cnnlib data
 
-lab: setup
+# The learner edition: student/ from notebooks/, solutions replaced by stubs (tools/student.py);
+# a notebook the learner has edited is never overwritten.
+student: $(STAMP)
+	$(PY) tools/student.py
+
+lab: setup student
 	$(LAB)
 
 # What lab runs after the set-up, alone: for an environment made otherwise

@@ -97,7 +97,7 @@ def test_options_given_are_kept_and_not_added_twice():
     assert notes == []
     command, _ = lab_tool.lab_command(["--port=9000"], euid=1000, environ={},
                                       platform="darwin", python="python")
-    assert command == ["python", "-m", "jupyterlab", "notebooks/", "--port=9000"]
+    assert command == ["python", "-m", "jupyterlab", ".", "--port=9000"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -248,8 +248,9 @@ def _check_serves_the_course(lab):
     """The printed URL answers, and the course's first notebook opens through the API."""
     status, _ = _get(f"http://127.0.0.1:{lab.port}/api/status", lab.token)
     assert status == 200
-    # The server's root is notebooks/, as `jupyter lab notebooks/`.
-    status, model = _get(f"http://127.0.0.1:{lab.port}/api/contents/{FIRST_NOTEBOOK.name}"
+    # The server's root is the repository (`jupyter lab .`): notebooks/ and student/ side by side.
+    status, model = _get(f"http://127.0.0.1:{lab.port}/api/contents/"
+                         f"{FIRST_NOTEBOOK.relative_to(REPO).as_posix()}"
                          "?type=notebook&content=1", lab.token)
     assert status == 200 and model["type"] == "notebook", model.get("type")
     on_disk = json.loads(FIRST_NOTEBOOK.read_text())
@@ -306,6 +307,7 @@ def test_lab_serve_is_what_lab_runs_after_setup(tmp_path):
         return result.stdout.strip().splitlines()
 
     lab, serve = dry_run("lab"), dry_run("lab-serve")
-    assert serve == [f"{sys.executable} tools/lab.py notebooks/ --ip=127.0.0.1 --port=8765"]
+    assert serve == [f"{sys.executable} tools/lab.py . --ip=127.0.0.1 --port=8765"]
     assert lab[-1] == serve[0]
+    assert f"{sys.executable} tools/student.py" in lab[:-1]  # the learner edition first
     assert f"{sys.executable} -m cnnlib data" in lab[:-1]

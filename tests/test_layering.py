@@ -2,7 +2,8 @@
 
 Floors, bottom to top (a module may import from its own floor and the floors below):
   0 utilities        seeding, paths, atomic
-  1 operations       functional, fast, naive, ops, checks, gradcheck
+  1 operations       functional, fast, naive, ops, checks, gradcheck, exercises,
+                     learner
   2 layers           layers, batchnorm, dropout, losses, network, optim
   3 data             data, augment, strokes, pendigits
   4 models           architectures, serialization
@@ -21,7 +22,8 @@ import cnnlib
 PACKAGE = Path(cnnlib.__file__).parent
 FLOORS = {
     0: {"__init__", "seeding", "paths", "atomic"},
-    1: {"functional", "fast", "naive", "ops", "checks", "gradcheck"},
+    1: {"functional", "fast", "naive", "ops", "checks", "gradcheck", "exercises",
+        "learner"},
     2: {"layers", "batchnorm", "dropout", "losses", "network", "optim"},
     3: {"data", "augment", "strokes", "pendigits"},
     4: {"architectures", "serialization"},

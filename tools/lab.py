@@ -1,6 +1,6 @@
 """Open the course in JupyterLab: the step `make lab` runs once the set-up is done.
 
-    .venv/bin/python tools/lab.py [FOLDER] [JUPYTERLAB OPTION ...]    # FOLDER: notebooks/
+    .venv/bin/python tools/lab.py [FOLDER] [JUPYTERLAB OPTION ...]    # FOLDER: . (the repository)
 
 Starts `jupyter lab FOLDER` with this interpreter (so with the course's environment), adding an
 option only where the machine needs it:
@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 import sys
 
-DEFAULT_FOLDER = "notebooks/"
+DEFAULT_FOLDER = "."
 
 
 def has_display(environ, platform):

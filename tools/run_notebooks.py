@@ -56,8 +56,10 @@ WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 # matrix products measured); results do not depend on the thread count. A value already set wins.
 DETERMINISTIC_ENV = {"PYTHONHASHSEED": "0"}
 DEFAULT_ENV = {"OPENBLAS_NUM_THREADS": "1"}
-# Cell metadata worth keeping (tags drive nbval; "jupyter" holds collapsed/hidden flags).
-KEEP_CELL_METADATA = ("tags", "jupyter", "collapsed", "scrolled", "editable", "deletable")
+# Cell metadata worth keeping (tags drive nbval; "jupyter" holds collapsed/hidden flags; "nbgrader"
+# marks exercise cells for tools/student.py and nbgrader).
+KEEP_CELL_METADATA = ("tags", "jupyter", "collapsed", "scrolled", "editable", "deletable",
+                      "nbgrader")
 LANGUAGE_INFO = {
     "codemirror_mode": {"name": "ipython", "version": 3},
     "file_extension": ".py",
