@@ -204,3 +204,243 @@ def check_softmax_cross_entropy(softmax_cross_entropy):
                              f"example here): compute log p as shifted - log(sum(exp(shifted))), "
                              f"not log of p, which rounds to log 0")
     return "softmax_cross_entropy: correct (loss, ln K for equal scores, dscores, large scores)"
+
+
+# ------------------------------------------------------- notebook 03: activations, the backward loop
+
+__all__ += ["check_relu_backward", "check_relu_forward", "check_sequential_backward",
+            "check_tanh_backward", "check_tanh_forward"]
+
+
+def _activation_data(seed):
+    """x and dout of shape (2, 3, 4), none of x within 1e-3 of ReLU's kink."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(2, 3, 4))
+    x[np.abs(x) < 1e-3] = 0.5
+    return x, rng.normal(size=(2, 3, 4))
+
+
+def _forward_out(name, forward, x):
+    """(out, cache) of the learner's forward on a copy of x; says so when x was changed in place."""
+    given = x.copy()
+    out, cache = _pair(name, _call(name, forward, given), ("out", "cache"))
+    if not np.array_equal(given, x):
+        raise AssertionError(f"your {name} changed x in place (e.g. x[x < 0] = 0): work on a "
+                             f"new array, the layer below still needs its input")
+    _shape("out", out, x.shape, "an elementwise function keeps the input's shape")
+    return out, cache
+
+
+def check_relu_forward(relu_forward):
+    """Check ``relu_forward(x) -> (out, cache)``: out = max(x, 0) elementwise, any shape."""
+    x, _ = _activation_data(3)
+    out, _ = _forward_out("relu_forward", relu_forward, x)
+    expected = np.maximum(x, 0)
+    if np.allclose(out, expected):
+        return "relu_forward: correct (out = max(x, 0), the shape of x)"
+    if np.array_equal(np.asarray(out, dtype=float), (x > 0).astype(float)):
+        raise AssertionError("your out is the mask [x > 0] (0s and 1s): out is x itself where "
+                             "x > 0, and 0 elsewhere")
+    if np.allclose(out, np.minimum(x, 0)):
+        raise AssertionError("your out keeps the negative inputs and zeroes the positive ones: "
+                             "ReLU is max(x, 0)")
+    if np.allclose(out, np.abs(x)):
+        raise AssertionError("your out is |x|: negative inputs must give 0, not -x")
+    raise AssertionError("out has the right shape but wrong values: out = max(x, 0), elementwise")
+
+
+def check_relu_backward(relu_forward, relu_backward):
+    """Check ``relu_backward(dout, cache) -> dx`` against the numerical gradient; ``cache`` comes
+    from the learner's own ``relu_forward``, so that is checked first."""
+    try:
+        check_relu_forward(relu_forward)
+    except AssertionError as error:
+        raise AssertionError(f"relu_backward is checked with the cache of your relu_forward, "
+                             f"which is not right yet: {error}") from None
+    x, dout = _activation_data(4)
+    _, cache = relu_forward(x.copy())
+    given = dout.copy()
+    dx = _call("relu_backward", relu_backward, given, cache)
+    if not np.array_equal(given, dout):
+        raise AssertionError("your relu_backward changed dout in place (e.g. dout[x <= 0] = 0): "
+                             "return a new array, dout belongs to the layer above")
+    if isinstance(dx, tuple):
+        raise AssertionError(f"relu_backward must return dx alone (an array), not a tuple of "
+                             f"{len(dx)}")
+    _shape("dx", dx, x.shape, "the gradient of x has the shape of x")
+    dx = np.asarray(dx, dtype=float)
+    numerical = numerical_gradient_array(lambda: functional.relu_forward(x)[0], x, dout)
+    error = rel_error(dx, numerical)
+    if error < TOLERANCE:
+        return "relu_backward: correct (dx = dout where x > 0, 0 elsewhere)"
+    positive = x > 0
+    if np.allclose(dx, dout * x):
+        raise AssertionError("your dx is dout * x: the derivative of ReLU is not x but 1 where "
+                             "x > 0 and 0 elsewhere, so dx = dout * (x > 0)")
+    if np.allclose(dx, dout):
+        raise AssertionError("your dx passes dout through where x < 0 too: ReLU's slope is 0 "
+                             "there, so dx must be 0 where x <= 0")
+    if np.allclose(dx, positive.astype(float)):
+        raise AssertionError("your dx is the mask [x > 0] alone: multiply it by dout (the chain "
+                             "rule: dx = dout * derivative)")
+    if np.allclose(dx, dout * ~positive):
+        raise AssertionError("your mask is reversed: dx passes dout where x < 0 and blocks it "
+                             "where x > 0; keep dout where x > 0")
+    if _scaled(dx, numerical, -1):
+        raise AssertionError("your dx has the wrong sign: it is minus the numerical gradient")
+    raise AssertionError(f"your dx differs from the numerical gradient (relative error "
+                         f"{error:.1e}); it should be dout where x > 0 and 0 elsewhere")
+
+
+def check_tanh_forward(tanh_forward):
+    """Check ``tanh_forward(x) -> (out, cache)``: out = tanh(x) elementwise, also for large |x|."""
+    x, _ = _activation_data(5)
+    out, _ = _forward_out("tanh_forward", tanh_forward, x)
+    if not np.allclose(out, np.tanh(x), rtol=1e-10, atol=1e-12):
+        if np.allclose(out, np.sinh(x)):
+            raise AssertionError("your out is (e^x - e^-x) / 2, sinh: divide by e^x + e^-x")
+        raise AssertionError("out has the right shape but wrong values: out = (e^x - e^-x) / "
+                             "(e^x + e^-x) = np.tanh(x)")
+    big = np.array([[-800.0, -30.0, 0.0, 30.0, 800.0]])
+    out, _ = _pair("tanh_forward", _call("tanh_forward", tanh_forward, big), ("out", "cache"))
+    if not np.all(np.isfinite(out)):
+        raise AssertionError(f"with x = +-800 your out is {np.asarray(out).ravel().tolist()}: "
+                             f"e^800 overflows to inf and inf / inf is nan; use np.tanh, which "
+                             f"handles any x")
+    if not np.allclose(out, np.tanh(big)):
+        raise AssertionError(f"with x = +-800 your out is {np.asarray(out).ravel().tolist()}; "
+                             f"expected -1 and 1 (tanh saturates): use np.tanh")
+    return "tanh_forward: correct (out = tanh(x), also for large |x|)"
+
+
+def check_tanh_backward(tanh_forward, tanh_backward):
+    """Check ``tanh_backward(dout, cache) -> dx`` against the numerical gradient; ``cache`` comes
+    from the learner's own ``tanh_forward``, so that is checked first."""
+    try:
+        check_tanh_forward(tanh_forward)
+    except AssertionError as error:
+        raise AssertionError(f"tanh_backward is checked with the cache of your tanh_forward, "
+                             f"which is not right yet: {error}") from None
+    x, dout = _activation_data(6)
+    _, cache = tanh_forward(x.copy())
+    given = dout.copy()
+    dx = _call("tanh_backward", tanh_backward, given, cache)
+    if not np.array_equal(given, dout):
+        raise AssertionError("your tanh_backward changed dout in place (e.g. dout *= ...): "
+                             "return a new array, dout belongs to the layer above")
+    if isinstance(dx, tuple):
+        raise AssertionError(f"tanh_backward must return dx alone (an array), not a tuple of "
+                             f"{len(dx)}")
+    _shape("dx", dx, x.shape, "the gradient of x has the shape of x")
+    dx = np.asarray(dx, dtype=float)
+    numerical = numerical_gradient_array(lambda: functional.tanh_forward(x)[0], x, dout)
+    error = rel_error(dx, numerical)
+    if error < TOLERANCE:
+        return "tanh_backward: correct (dx = dout * (1 - out^2))"
+    out = np.tanh(x)
+    if np.allclose(dx, dout * (1 - x ** 2)):
+        raise AssertionError("your dx is dout * (1 - x^2), with the input x: the derivative is "
+                             "1 - tanh(x)^2 = 1 - out^2, so square the output (keep out in the "
+                             "cache)")
+    if np.allclose(dx, dout * out):
+        raise AssertionError("your dx is dout * out: the derivative of tanh is 1 - out^2, "
+                             "not out")
+    if np.allclose(dx, 1 - out ** 2):
+        raise AssertionError("your dx is the derivative 1 - out^2 alone: multiply it by dout "
+                             "(the chain rule: dx = dout * derivative)")
+    if _scaled(dx, numerical, -1):
+        raise AssertionError("your dx has the wrong sign: it is minus the numerical gradient, "
+                             "dout * (out^2 - 1) instead of dout * (1 - out^2)")
+    raise AssertionError(f"your dx differs from the numerical gradient (relative error "
+                         f"{error:.1e}); it should be dout * (1 - out^2)")
+
+
+class _ChainLayer:
+    """A float64 layer for check_sequential_backward: params, grads, forward, and a backward that
+    notes which layer was called with which dout (cnnlib.layers is a floor above this module)."""
+
+    def __init__(self, index, log, forward, backward, **params):
+        self.index, self.log = index, log
+        self._forward, self._backward = forward, backward
+        self.params = params
+        self.grads = {key: np.zeros_like(value) for key, value in params.items()}
+
+    def forward(self, x):
+        out, self._cache = self._forward(x, *self.params.values())
+        return out
+
+    def backward(self, dout, input_grad=True):
+        self.log.append((self.index, dout))
+        if not self.params:
+            return self._backward(dout, self._cache)
+        dx, *grads = functional.linear_backward(dout, self._cache, input_grad)
+        for key, grad in zip(self.params, grads):
+            self.grads[key] = grad
+        return dx
+
+
+def _chain(log):
+    rng = np.random.default_rng(7)
+    return [_ChainLayer(0, log, functional.linear_forward, None,
+                        W=rng.normal(size=(6, D)), b=rng.normal(size=6)),
+            _ChainLayer(1, log, functional.tanh_forward, functional.tanh_backward),
+            _ChainLayer(2, log, functional.linear_forward, None,
+                        W=rng.normal(size=(M, 6)), b=rng.normal(size=M))]
+
+
+def check_sequential_backward(sequential_backward):
+    """Check ``sequential_backward(layers, dout) -> dx`` on a float64 chain Linear(5, 6), Tanh,
+    Linear(6, 3): every layer's backward called once, last to first, each with the gradient the
+    layer after it returned; the grads and dx equal those of the loop Sequential.backward runs."""
+    name = "sequential_backward"
+    x, dout = np.random.default_rng(8).normal(size=(N, D)), np.random.default_rng(9).normal(
+        size=(N, M))
+    expected_log, log = [], []
+    reference, layers = _chain(expected_log), _chain(log)
+    for chain in (reference, layers):
+        out = x
+        for layer in chain:
+            out = layer.forward(out)
+    expected = dout
+    for layer in reversed(reference):            # the loop of Sequential.backward
+        expected = layer.backward(expected)
+    failure = None
+    try:
+        dx = _call(name, sequential_backward, layers, dout.copy())
+    except AssertionError as error:
+        failure = error
+    order = [index for index, _ in log]
+    last = len(layers) - 1
+    if not order:
+        raise failure or AssertionError("your sequential_backward called no layer's backward: "
+                                        "call layer.backward(dout) for every layer, last first")
+    if order[0] == 0:
+        raise AssertionError("your sequential_backward starts with the first layer: backward "
+                             "goes in reverse, from the last layer to the first "
+                             "(for layer in reversed(layers))")
+    if order[0] != last:
+        raise AssertionError(f"your sequential_backward starts with layer {order[0]}; it must "
+                             f"start with the last one, layer {last}")
+    for index, given in log[1:]:
+        if np.shape(given) == dout.shape and np.allclose(given, dout):
+            raise AssertionError(f"layer {index} got the gradient of the network's output, not "
+                                 f"the one the layer after it returned: pass the gradient on, "
+                                 f"dout = layer.backward(dout)")
+    if failure is not None:
+        raise failure
+    if order != list(range(last, -1, -1)):
+        raise AssertionError(f"your sequential_backward called the layers' backward in the "
+                             f"order {order}; call each once, {list(range(last, -1, -1))}")
+    if dx is None:
+        raise AssertionError("your sequential_backward returned None: return the gradient of "
+                             "the network's input, what the first layer's backward returned")
+    _shape("dx", dx, x.shape, "the gradient of the network's input has the shape of x")
+    for mine, theirs in zip(layers, reference):
+        for key in theirs.grads:
+            if not np.allclose(mine.grads[key], theirs.grads[key], rtol=1e-10, atol=1e-12):
+                raise AssertionError(f"layer {mine.index}'s grads[{key!r}] differs from what "
+                                     f"Sequential.backward fills in")
+    if not np.allclose(dx, expected, rtol=1e-10, atol=1e-12):
+        raise AssertionError("your dx differs from the gradient of the network's input that "
+                             "Sequential.backward returns")
+    return "sequential_backward: correct (every layer, last to first, each gradient passed on)"

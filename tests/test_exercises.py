@@ -134,3 +134,170 @@ def test_linear_backward_mistakes(forward, backward, message):
 def test_softmax_cross_entropy_mistakes(wrong, message):
     with pytest.raises(AssertionError, match=message.replace("(", r"\(").replace(")", r"\)")):
         check_softmax_cross_entropy(wrong)
+
+
+# ------------------------------------------------------- notebook 03: activations, the backward loop
+
+import re
+from types import SimpleNamespace
+
+from cnnlib.exercises import (check_relu_backward, check_relu_forward,
+                              check_sequential_backward, check_tanh_backward, check_tanh_forward)
+from cnnlib.network import Sequential
+
+
+def relu_forward(x):
+    return np.maximum(x, 0), x
+
+
+def relu_forward_caching_out(x):
+    out = np.maximum(x, 0)
+    return out, out
+
+
+def relu_backward(dout, cache):
+    return dout * (cache > 0)
+
+
+def relu_forward_in_place(x):
+    x[x < 0] = 0
+    return x, x
+
+
+def relu_backward_in_place(dout, cache):
+    dout[cache <= 0] = 0
+    return dout
+
+
+def tanh_forward(x):
+    out = np.tanh(x)
+    return out, out
+
+
+def tanh_forward_caching_x(x):
+    return np.tanh(x), x
+
+
+def tanh_forward_exp(x):
+    return (np.exp(x) - np.exp(-x)) / (np.exp(x) + np.exp(-x)), None
+
+
+def tanh_backward(dout, cache):
+    return dout * (1 - cache ** 2)
+
+
+def sequential_backward(layers, dout):
+    for layer in reversed(layers):
+        dout = layer.backward(dout)
+    return dout
+
+
+def test_right_answers_pass_03():
+    assert check_relu_forward(relu_forward).startswith("relu_forward: correct")
+    # relu_backward with out > 0 (the cache holds the output) is as right as with x > 0.
+    for forward in (relu_forward, relu_forward_caching_out, functional.relu_forward):
+        assert check_relu_backward(forward, relu_backward).startswith("relu_backward: correct")
+    assert check_tanh_forward(tanh_forward).startswith("tanh_forward: correct")
+    assert check_tanh_backward(tanh_forward, tanh_backward).startswith("tanh_backward: correct")
+    assert check_tanh_backward(functional.tanh_forward, functional.tanh_backward)
+    assert check_sequential_backward(sequential_backward).startswith("sequential_backward: correct")
+    # The loop Sequential.backward itself runs passes.
+    assert check_sequential_backward(
+        lambda layers, dout: Sequential.backward(SimpleNamespace(layers=layers), dout))
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (stub, "relu_forward is not written yet"),
+    (lambda x: np.maximum(x, 0), "must return a tuple (out, cache)"),
+    (relu_forward_in_place, "changed x in place"),
+    (lambda x: ((x > 0).astype(float), x), "the mask [x > 0]"),
+    (lambda x: (np.minimum(x, 0), x), "keeps the negative inputs"),
+    (lambda x: (np.abs(x), x), "your out is |x|"),
+    (lambda x: (np.maximum(x, 1), x), "wrong values"),
+    (lambda x: (np.maximum(x, 0).ravel(), x), "out has shape (24,)"),
+])
+def test_relu_forward_mistakes(wrong, message):
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        check_relu_forward(wrong)
+
+
+@pytest.mark.parametrize("forward, backward, message", [
+    (relu_forward, stub, "relu_backward is not written yet"),
+    (stub, relu_backward, ("relu_backward is checked with the cache of your relu_forward, which "
+                           "is not right yet: relu_forward is not written yet")),
+    (relu_forward, lambda dout, x: dout * x, "your dx is dout * x"),
+    (relu_forward, lambda dout, x: dout.copy(), "passes dout through where x < 0 too"),
+    (relu_forward, lambda dout, x: np.where(x > 0, dout, 0.01 * dout),
+     "differs from the numerical gradient"),
+    (relu_forward, lambda dout, x: -dout * (x > 0), "your dx has the wrong sign"),
+    (relu_forward, lambda dout, x: (x > 0).astype(float), "the mask [x > 0] alone"),
+    (relu_forward, lambda dout, x: dout * (x < 0), "your mask is reversed"),
+    (relu_forward, relu_backward_in_place, "changed dout in place"),
+    (relu_forward, lambda dout, x: (dout * (x > 0), None), "must return dx alone"),
+])
+def test_relu_backward_mistakes(forward, backward, message):
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        check_relu_backward(forward, backward)
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (stub, "tanh_forward is not written yet"),
+    (lambda x: np.tanh(x), "must return a tuple (out, cache)"),
+    (lambda x: ((np.exp(x) - np.exp(-x)) / 2, x), "sinh: divide by e^x + e^-x"),
+    (lambda x: (1 / (1 + np.exp(-x)), x), "wrong values"),
+    (tanh_forward_exp, "e^800 overflows to inf"),
+])
+def test_tanh_forward_mistakes(wrong, message):
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        check_tanh_forward(wrong)
+
+
+@pytest.mark.parametrize("forward, backward, message", [
+    (tanh_forward, stub, "tanh_backward is not written yet"),
+    (tanh_forward_exp, tanh_backward, ("tanh_backward is checked with the cache of your "
+                                       "tanh_forward, which is not right yet: with x = +-800")),
+    (tanh_forward_caching_x, tanh_backward, "your dx is dout * (1 - x^2), with the input x"),
+    (tanh_forward, lambda dout, out: dout * out, "your dx is dout * out"),
+    (tanh_forward, lambda dout, out: 1 - out ** 2, "the derivative 1 - out^2 alone"),
+    (tanh_forward, lambda dout, out: dout * (out ** 2 - 1), "your dx has the wrong sign"),
+    (tanh_forward, lambda dout, out: dout * (1 - out), "differs from the numerical gradient"),
+])
+def test_tanh_backward_mistakes(forward, backward, message):
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        check_tanh_backward(forward, backward)
+
+
+def sequential_backward_forward_order(layers, dout):
+    for layer in layers:
+        dout = layer.backward(dout)
+    return dout
+
+
+def sequential_backward_not_passed_on(layers, dout):
+    for layer in reversed(layers):
+        dx = layer.backward(dout)
+    return dx
+
+
+def sequential_backward_no_return(layers, dout):
+    for layer in reversed(layers):
+        dout = layer.backward(dout)
+
+
+def sequential_backward_skips_first(layers, dout):
+    for layer in reversed(layers[1:]):
+        dout = layer.backward(dout)
+    return dout
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (stub, "sequential_backward is not written yet"),
+    (sequential_backward_forward_order, "starts with the first layer: backward goes in reverse"),
+    (sequential_backward_not_passed_on, "pass the gradient on, dout = layer.backward(dout)"),
+    (sequential_backward_no_return, "returned None"),
+    (sequential_backward_skips_first, "in the order [2, 1]"),
+    (lambda layers, dout: None, "called no layer's backward"),
+])
+def test_sequential_backward_mistakes(wrong, message):
+    with pytest.raises(AssertionError, match=re.escape(message)):
+        check_sequential_backward(wrong)
