@@ -444,3 +444,227 @@ def check_sequential_backward(sequential_backward):
         raise AssertionError("your dx differs from the gradient of the network's input that "
                              "Sequential.backward returns")
     return "sequential_backward: correct (every layer, last to first, each gradient passed on)"
+
+
+# --- Notebook 04: convolution with loops (conv2d_forward, conv2d_backward) -----------------------
+
+__all__ += ["check_conv2d_forward", "check_conv2d_backward"]
+
+# Small sizes, all different (a swapped axis gets a shape of its own); H != W; the settings cover
+# no padding, padding, stride, both (their order decides which mistake is seen first).
+CONV_SHAPES = dict(N=2, C=3, H=7, Wd=6, F=4, k=3)
+CONV_SETTINGS = [(1, 0), (1, 1), (2, 0), (2, 1), (3, 2)]
+
+
+def _conv_data(seed):
+    s = CONV_SHAPES
+    rng = np.random.default_rng(seed)
+    return (rng.normal(size=(s["N"], s["C"], s["H"], s["Wd"])),
+            rng.normal(size=(s["F"], s["C"], s["k"], s["k"])), rng.normal(size=s["F"]), rng)
+
+
+def _conv_out_shape(stride, padding):
+    s = CONV_SHAPES
+    return (s["N"], s["F"], functional.output_size(s["H"], s["k"], stride, padding),
+            functional.output_size(s["Wd"], s["k"], stride, padding))
+
+
+def _conv_call(name, where, function, *args):
+    """``function(*args)``; a stub or a failing call becomes a message naming the setting."""
+    try:
+        with np.errstate(all="ignore"):
+            return function(*args)
+    except NotImplementedError:
+        raise AssertionError(f"{name} is not written yet: its body still raises "
+                             f"NotImplementedError. Write it in its cell, run that cell, then run "
+                             f"this check again.") from None
+    except Exception as error:
+        raise AssertionError(f"{where}, {name} raised {type(error).__name__}: {error}. The windows "
+                             f"are k x k slices of the padded input x_p (N, C, H+2p, W+2p), the "
+                             f"window of output (i, j) starting at row stride*i, column "
+                             f"stride*j.") from None
+
+
+def _close(a, b):
+    return np.shape(a) == np.shape(b) and np.allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+def check_conv2d_forward(conv2d_forward):
+    """Check ``conv2d_forward(x, W, b, stride=1, padding=0) -> (out, cache)`` with x: (N, C, H, W),
+    W: (F, C, k, k), b: (F,), against cnnlib.functional for several (stride, padding)."""
+    name = "conv2d_forward"
+    x, W, b, _ = _conv_data(4)
+    for stride, padding in CONV_SETTINGS:
+        where = f"with stride {stride}, padding {padding}"
+        out, _ = _pair(name, _conv_call(name, where, conv2d_forward, x, W, b, stride, padding),
+                       ("out", "cache"))
+        expected, _ = functional.conv2d_forward(x, W, b, stride, padding)
+        shape = np.shape(out)
+        if shape != expected.shape:
+            hint = ""
+            if padding and shape == _conv_out_shape(stride, 0):
+                hint = (": that is the size without padding; pad x with `padding` zeros on every "
+                        "side, H' = (H + 2p - k) // stride + 1")
+            elif stride > 1 and shape == _conv_out_shape(1, padding):
+                hint = (": that is the size for stride 1; H' = (H + 2p - k) // stride + 1, the "
+                        "window moves stride pixels at a time")
+            raise AssertionError(f"{where}: out has shape {shape}; expected {expected.shape} "
+                                 f"(N, F, H', W'){hint}")
+        if _close(out, expected):
+            continue
+        flipped, _ = functional.conv2d_forward(x, W[:, :, ::-1, ::-1], b, stride, padding)
+        if _close(out, flipped):
+            raise AssertionError(f"{where}: out is a true convolution, with the kernel flipped; "
+                                 f"the layer computes a cross-correlation: W[f, c, u, v] "
+                                 f"multiplies x_p[n, c, stride*i + u, stride*j + v] (u and v "
+                                 f"count forwards, not backwards)")
+        if _close(out, expected - b[None, :, None, None]):
+            raise AssertionError(f"{where}: out has no bias: add b[f] to every output of map f")
+        if stride > 1:
+            unstrided, _ = functional.conv2d_forward(x, W, b, 1, padding)
+            if _close(out, unstrided[:, :, :shape[2], :shape[3]]):
+                raise AssertionError(f"{where}: out has the right size but its windows move one "
+                                     f"pixel at a time: the window of output (i, j) starts at "
+                                     f"(stride*i, stride*j) of x_p, not at (i, j)")
+        if padding:
+            shifted, _ = functional.conv2d_forward(x, W, b, stride, 0)
+            h, w = min(shape[2], shifted.shape[2]), min(shape[3], shifted.shape[3])
+            if np.allclose(out[:, :, :h, :w], shifted[:, :, :h, :w], rtol=1e-9, atol=1e-10):
+                raise AssertionError(f"{where}: out has the right size but the padding is "
+                                     f"ignored: the windows must slide over x_p, x with "
+                                     f"`padding` zeros added on every side")
+        raise AssertionError(f"{where}: out has the right shape but wrong values: out[n, f, i, j] "
+                             f"= b[f] + sum over c, u, v of W[f, c, u, v] x_p[n, c, stride*i + u, "
+                             f"stride*j + v]")
+    return "conv2d_forward: correct (out for 5 settings of stride and padding)"
+
+
+def _only_one_term(dx, dout, W, stride, padding):
+    """Whether every entry of dx (for a wrong dx) is a single window's contribution, as when the
+    scatter assigns (=) instead of adding (+=): one term dout[n, f, i, j] W[f, c, u, v], or one
+    window's sum over f."""
+    N, C, H, Wd = dx.shape
+    k = W.shape[2]
+    covered = 0
+    for n in range(N):
+        for c in range(C):
+            for y in range(H):
+                for z in range(Wd):
+                    terms, window_sums = [], []
+                    for i in range(dout.shape[2]):
+                        for j in range(dout.shape[3]):
+                            u, v = y + padding - stride * i, z + padding - stride * j
+                            if 0 <= u < k and 0 <= v < k:
+                                parts = dout[n, :, i, j] * W[:, c, u, v]
+                                terms.extend(parts)
+                                window_sums.append(parts.sum())
+                    if len(window_sums) > 1:
+                        covered += 1
+                    if terms and not np.any(np.isclose(dx[n, c, y, z], terms + window_sums,
+                                                       rtol=1e-9, atol=1e-12)):
+                        return False
+    return covered > 0
+
+
+def check_conv2d_backward(conv2d_forward, conv2d_backward):
+    """Check ``conv2d_backward(dout, cache, input_grad=True) -> (dx, dW, db)`` against numerical
+    gradients for several (stride, padding); ``cache`` comes from the learner's own
+    ``conv2d_forward``, so that is checked first."""
+    name = "conv2d_backward"
+    try:
+        check_conv2d_forward(conv2d_forward)
+    except AssertionError as error:
+        raise AssertionError(f"conv2d_backward is checked with the cache of your conv2d_forward, "
+                             f"which is not right yet: {error}") from None
+    x, W, b, rng = _conv_data(5)
+    N = CONV_SHAPES["N"]
+    for stride, padding in CONV_SETTINGS[:4]:
+        where = f"with stride {stride}, padding {padding}"
+        _, cache = conv2d_forward(x, W, b, stride, padding)
+        expected_out, reference_cache = functional.conv2d_forward(x, W, b, stride, padding)
+        dout = rng.normal(size=expected_out.shape)
+        dx, dW, db = _pair(name, _conv_call(name, where, conv2d_backward, dout, cache, True),
+                           ("dx", "dW", "db"))
+        ref_dx, ref_dW, ref_db = functional.conv2d_backward(dout, reference_cache)
+        if np.shape(db) != ref_db.shape:
+            raise AssertionError(f"{where}: db has shape {np.shape(db)}; expected {ref_db.shape}, "
+                                 f"one number per filter: sum dout over the examples and the "
+                                 f"positions (axes 0, 2 and 3)")
+        if np.shape(dW) == (N, *W.shape):
+            raise AssertionError(f"{where}: dW has shape {np.shape(dW)}, with an axis for the "
+                                 f"examples: sum over the batch, dW has the shape of W")
+        _shape(f"{where}: dW", dW, W.shape, "the gradient of W has the shape of W")
+        padded = (N, x.shape[1], x.shape[2] + 2 * padding, x.shape[3] + 2 * padding)
+        if padding and np.shape(dx) == padded:
+            raise AssertionError(f"{where}: dx has shape {np.shape(dx)}, the padded input's: cut "
+                                 f"off the {padding}-pixel border (the padding zeros are not "
+                                 f"inputs), e.g. dx_p[:, :, p:p + H, p:p + W]")
+        _shape(f"{where}: dx", dx, x.shape, "the gradient of x has the shape of x")
+        forward = lambda: functional.conv2d_forward(x, W, b, stride, padding)[0]
+        flipped = functional.conv2d_backward(
+            dout, functional.conv2d_forward(x, W[:, :, ::-1, ::-1], b, stride, padding)[1])
+        unstrided = None
+        if stride > 1:
+            spread = np.zeros(_conv_out_shape(1, padding))
+            spread[:, :, :dout.shape[2], :dout.shape[3]] = dout
+            unstrided = functional.conv2d_backward(
+                spread, functional.conv2d_forward(x, W, b, 1, padding)[1])
+        for grad, analytic, wrt, reference, index in [("db", db, b, ref_db, 2),
+                                                       ("dW", dW, W, ref_dW, 1),
+                                                       ("dx", dx, x, ref_dx, 0)]:
+            numerical = numerical_gradient_array(forward, wrt, dout)
+            error = rel_error(np.asarray(analytic, dtype=float), numerical)
+            if error < TOLERANCE:
+                continue
+            if grad == "db":
+                if _close(db, dout[-1, :, -1, -1]):
+                    raise AssertionError(f"{where}: db holds only the last dout[n, f, i, j] of "
+                                         f"each filter: db[f] is the sum over every example n "
+                                         f"and position (i, j); add with +=, do not assign")
+                if _close(db, dout[0].sum(axis=(1, 2))) or _close(db, dout[-1].sum(axis=(1, 2))):
+                    raise AssertionError(f"{where}: db is summed over the positions of one "
+                                         f"example only: sum over the examples n too")
+                raise AssertionError(f"{where}: db differs from the numerical gradient "
+                                     f"(relative error {error:.1e}): db[f] = sum over n, i, j of "
+                                     f"dout[n, f, i, j]")
+            if _scaled(analytic, numerical, -1):
+                raise AssertionError(f"{where}: your {grad} has the wrong sign: it is minus the "
+                                     f"numerical gradient")
+            if grad == "dW" and _close(dW, ref_dW[:, :, ::-1, ::-1]) or \
+                    _close(analytic, flipped[index]):
+                raise AssertionError(f"{where}: your {grad} is the gradient of a flipped kernel "
+                                     f"(a true convolution): dout[n, f, i, j] goes to W[f, c, u, "
+                                     f"v] and x_p[n, c, stride*i + u, stride*j + v], u and v "
+                                     f"counting forwards")
+            if unstrided is not None and _close(analytic, unstrided[index]):
+                raise AssertionError(f"{where}: your {grad} uses windows that move one pixel at "
+                                     f"a time: the window of dout[n, f, i, j] starts at (stride*i, "
+                                     f"stride*j) of x_p, not at (i, j)")
+            if grad == "dW":
+                ones = [functional.conv2d_backward(dout[n:n + 1], functional.conv2d_forward(
+                    x[n:n + 1], W, b, stride, padding)[1])[1] for n in range(N)]
+                if any(_close(dW, one) for one in ones):
+                    raise AssertionError(f"{where}: your dW holds one example's contribution "
+                                         f"only: sum over the batch too (dW[f] += ... for every "
+                                         f"n, not dW[f] = ...)")
+                if _scaled(dW, numerical, 1 / N):
+                    raise AssertionError(f"{where}: your dW is N = {N} times too small: sum over "
+                                         f"the batch, do not average (the loss already divides "
+                                         f"by N)")
+            if grad == "dx" and _only_one_term(np.asarray(dx, dtype=float), dout, W, stride,
+                                               padding):
+                raise AssertionError(f"{where}: where windows overlap, your dx keeps only one "
+                                     f"window's contribution: a pixel covered by several windows "
+                                     f"gets the sum of all of them; add with +=, do not assign "
+                                     f"with =")
+            raise AssertionError(f"{where}: your {grad} differs from the numerical gradient "
+                                 f"(relative error {error:.1e}); compare it with the formula in "
+                                 f"the derivation")
+        _, cache = conv2d_forward(x, W, b, stride, padding)
+        answer = _pair(f"{name}(dout, cache, input_grad=False)",
+                       _conv_call(name, where, conv2d_backward, dout, cache, False),
+                       ("dx", "dW", "db"))
+        if not (_close(answer[1], dW) and _close(answer[2], db)):
+            raise AssertionError(f"{where}: with input_grad=False, dW and db must still be "
+                                 f"computed (only dx may be skipped, returned as None)")
+    return "conv2d_backward: correct (dx, dW, db match the numerical gradients for 4 settings)"

@@ -301,3 +301,186 @@ def sequential_backward_skips_first(layers, dout):
 def test_sequential_backward_mistakes(wrong, message):
     with pytest.raises(AssertionError, match=re.escape(message)):
         check_sequential_backward(wrong)
+
+
+# --- Notebook 04: convolution with loops ---------------------------------------------------------
+
+from cnnlib import naive  # noqa: E402
+from cnnlib.exercises import check_conv2d_backward, check_conv2d_forward  # noqa: E402
+
+
+def conv_pair(flip=False, pad=True, stride_in_position=True, db_sum=True, dx_accumulate=True,
+              dW_batch=True, crop=True):
+    """A learner's loop conv2d_forward / conv2d_backward, with one mistake switched on."""
+    def window(stride, i, j, k):
+        step = stride if stride_in_position else 1
+        return slice(step * i, step * i + k), slice(step * j, step * j + k)
+
+    def forward(x, W, b, stride=1, padding=0):
+        N, C, H, Wd = x.shape
+        F, _, k, _ = W.shape
+        p = padding if pad else 0
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        kernel = W[:, :, ::-1, ::-1] if flip else W
+        H_out, W_out = (H + 2 * p - k) // stride + 1, (Wd + 2 * p - k) // stride + 1
+        out = np.zeros((N, F, H_out, W_out))
+        for n in range(N):
+            for f in range(F):
+                for i in range(H_out):
+                    for j in range(W_out):
+                        rows, cols = window(stride, i, j, k)
+                        out[n, f, i, j] = np.sum(xp[n, :, rows, cols] * kernel[f]) + b[f]
+        return out, (x, W, stride, padding)
+
+    def backward(dout, cache, input_grad=True):
+        x, W, stride, padding = cache
+        N, C, H, Wd = x.shape
+        F, _, k, _ = W.shape
+        p = padding if pad else 0
+        xp = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+        kernel = W[:, :, ::-1, ::-1] if flip else W
+        dxp, dW, db = np.zeros_like(xp), np.zeros_like(W), np.zeros(F)
+        for n in range(N):
+            dW_n = np.zeros_like(W)
+            for f in range(F):
+                for i in range(dout.shape[2]):
+                    for j in range(dout.shape[3]):
+                        rows, cols = window(stride, i, j, k)
+                        if db_sum:
+                            db[f] += dout[n, f, i, j]
+                        else:
+                            db[f] = dout[n, f, i, j]
+                        contribution = xp[n, :, rows, cols] * dout[n, f, i, j]
+                        dW_n[f] += contribution[:, ::-1, ::-1] if flip else contribution
+                        if dx_accumulate:
+                            dxp[n, :, rows, cols] += dout[n, f, i, j] * kernel[f]
+                        else:
+                            dxp[n, :, rows, cols] = dout[n, f, i, j] * kernel[f]
+            dW = dW + dW_n if dW_batch else dW_n
+        dx = dxp[:, :, p:p + H, p:p + Wd] if crop else dxp
+        return (dx if input_grad else None), dW, db
+
+    return forward, backward
+
+
+CONV_RIGHT = conv_pair()
+
+
+def test_conv_right_answers_pass():
+    assert check_conv2d_forward(CONV_RIGHT[0]).startswith("conv2d_forward: correct")
+    assert check_conv2d_backward(*CONV_RIGHT).startswith("conv2d_backward: correct")
+    # The library's loops and its vectorized version pass too.
+    assert check_conv2d_backward(naive.conv2d_forward, naive.conv2d_backward)
+    assert check_conv2d_backward(functional.conv2d_forward, functional.conv2d_backward)
+
+
+def conv_forward_unpadded_size(x, W, b, stride=1, padding=0):
+    return CONV_RIGHT[0](x, W, b, stride, 0)
+
+
+def conv_forward_unstrided_size(x, W, b, stride=1, padding=0):
+    return CONV_RIGHT[0](x, W, b, 1, padding)
+
+
+def conv_forward_no_bias(x, W, b, stride=1, padding=0):
+    return CONV_RIGHT[0](x, W, np.zeros_like(b), stride, padding)
+
+
+def conv_forward_padded_but_unpadded_windows(x, W, b, stride=1, padding=0):
+    """The output has the padded size, but the windows slide over x itself (clipped)."""
+    out, cache = CONV_RIGHT[0](x, W, b, stride, padding)
+    inner, _ = CONV_RIGHT[0](x, W, b, stride, 0)
+    out[:] = 0
+    out[:, :, :inner.shape[2], :inner.shape[3]] = inner
+    return out, cache
+
+
+@pytest.mark.parametrize("wrong, message", [
+    (stub, "conv2d_forward is not written yet"),
+    (lambda x, W, b, stride=1, padding=0: CONV_RIGHT[0](x, W, b, stride, padding)[0],
+     "must return a tuple (out, cache)"),
+    (conv_pair(flip=True)[0], "with stride 1, padding 0: out is a true convolution, with the "
+                              "kernel flipped"),
+    (conv_forward_no_bias, "with stride 1, padding 0: out has no bias"),
+    (conv_pair(pad=False)[0], "with stride 1, padding 1: out has shape (2, 4, 5, 4); expected "
+                              "(2, 4, 7, 6) (N, F, H', W'): that is the size without padding"),
+    (conv_forward_unpadded_size, "with stride 1, padding 1: out has shape (2, 4, 5, 4)"),
+    (conv_forward_padded_but_unpadded_windows, "with stride 1, padding 1: out has the right size "
+                                               "but the padding is ignored"),
+    (conv_forward_unstrided_size, "with stride 2, padding 0: out has shape (2, 4, 5, 4); expected "
+                                  "(2, 4, 3, 2) (N, F, H', W'): that is the size for stride 1"),
+    (conv_pair(stride_in_position=False)[0], "with stride 2, padding 0: out has the right size "
+                                             "but its windows move one pixel at a time"),
+    (lambda x, W, b, stride=1, padding=0: CONV_RIGHT[0](x, W, b + 1, stride, padding),
+     "with stride 1, padding 0: out has the right shape but wrong values"),
+])
+def test_conv2d_forward_mistakes(wrong, message):
+    with pytest.raises(AssertionError) as raised:
+        check_conv2d_forward(wrong)
+    assert message in str(raised.value)
+
+
+def backward_replacing(index, value):
+    """The right backward with one of (dx, dW, db) replaced by value(dout, cache, right)."""
+    def wrong(dout, cache, input_grad=True):
+        right = list(CONV_RIGHT[1](dout, cache, input_grad))
+        right[index] = value(dout, cache, right)
+        return tuple(right)
+    return wrong
+
+
+@pytest.mark.parametrize("forward, backward, message", [
+    (CONV_RIGHT[0], stub, "conv2d_backward is not written yet"),
+    (stub, stub, "conv2d_backward is checked with the cache of your conv2d_forward, which is not "
+                 "right yet: conv2d_forward is not written yet"),
+    # The kernel flipped in backward only (dx and dW), and in both passes.
+    (CONV_RIGHT[0], conv_pair(flip=True)[1], "with stride 1, padding 0: your dW is the gradient "
+                                             "of a flipped kernel"),
+    (*conv_pair(flip=True), "which is not right yet: with stride 1, padding 0: out is a true "
+                            "convolution"),
+    (CONV_RIGHT[0], backward_replacing(0, lambda dout, cache, right: naive.conv2d_backward(
+        dout, naive.conv2d_forward(cache[0], cache[1][:, :, ::-1, ::-1], np.zeros(4),
+                                   *cache[2:])[1])[0]),
+     "with stride 1, padding 0: your dx is the gradient of a flipped kernel"),
+    # Padding: ignored by backward (it then raises), or dx left padded.
+    (CONV_RIGHT[0], conv_pair(pad=False)[1], "with stride 1, padding 1, conv2d_backward raised"),
+    (CONV_RIGHT[0], conv_pair(crop=False)[1], "with stride 1, padding 1: dx has shape "
+                                              "(2, 3, 9, 8), the padded input's: cut off"),
+    # Stride ignored in the window position.
+    (CONV_RIGHT[0], conv_pair(stride_in_position=False)[1],
+     "with stride 2, padding 0: your dW uses windows that move one pixel at a time"),
+    (CONV_RIGHT[0], backward_replacing(0, lambda dout, cache, right: conv_pair(
+        stride_in_position=False)[1](dout, cache)[0]),
+     "with stride 2, padding 0: your dx uses windows that move one pixel at a time"),
+    # db not summed over examples and positions.
+    (CONV_RIGHT[0], conv_pair(db_sum=False)[1], "with stride 1, padding 0: db holds only the "
+                                                "last dout[n, f, i, j]"),
+    (CONV_RIGHT[0], backward_replacing(2, lambda dout, cache, right: dout.sum(axis=(2, 3))),
+     "with stride 1, padding 0: db has shape (2, 4); expected (4,), one number per filter"),
+    (CONV_RIGHT[0], backward_replacing(2, lambda dout, cache, right: dout.sum(axis=0)),
+     "db has shape (4, 5, 4)"),
+    (CONV_RIGHT[0], backward_replacing(2, lambda dout, cache, right: dout[-1].sum(axis=(1, 2))),
+     "db is summed over the positions of one example only"),
+    # dx not accumulated over overlapping windows.
+    (CONV_RIGHT[0], conv_pair(dx_accumulate=False)[1], "with stride 1, padding 0: where windows "
+                                                       "overlap, your dx keeps only one window's"),
+    # dW without the sum over the batch.
+    (CONV_RIGHT[0], conv_pair(dW_batch=False)[1], "with stride 1, padding 0: your dW holds one "
+                                                  "example's contribution only"),
+    (CONV_RIGHT[0], backward_replacing(1, lambda dout, cache, right: right[1] / 2),
+     "your dW is N = 2 times too small"),
+    (CONV_RIGHT[0], backward_replacing(1, lambda dout, cache, right: np.stack([right[1]] * 2)),
+     "dW has shape (2, 4, 3, 3, 3), with an axis for the examples"),
+    (CONV_RIGHT[0], backward_replacing(0, lambda dout, cache, right: -right[0]),
+     "your dx has the wrong sign"),
+    (CONV_RIGHT[0], backward_replacing(0, lambda dout, cache, right: right[0] + 1),
+     "your dx differs from the numerical gradient"),
+    (CONV_RIGHT[0], lambda dout, cache: CONV_RIGHT[1](dout, cache), "conv2d_backward raised "
+                                                                    "TypeError"),
+    (CONV_RIGHT[0], lambda dout, cache, input_grad=True: (None, None, None) if not input_grad
+     else CONV_RIGHT[1](dout, cache), "with input_grad=False, dW and db must still be computed"),
+])
+def test_conv2d_backward_mistakes(forward, backward, message):
+    with pytest.raises(AssertionError) as raised:
+        check_conv2d_backward(forward, backward)
+    assert message in str(raised.value)

@@ -248,3 +248,51 @@ def test_notebook_03_passes_with_the_solutions_put_back(edition):
     saved = (edition / "my_ops_03.py").read_text()
     assert "def relu_backward(dout, cache):" in saved and "def tanh_backward(dout, cache):" in saved
     assert "SOLUTION" not in saved and "NotImplementedError" not in saved
+
+
+# --- Notebook 04: conv2d_forward and conv2d_backward with loops ---------------------------------
+
+NOTEBOOK_04 = "04_convolution.ipynb"
+
+EXPECTED_CHECK_ERRORS_04 = {
+    "check_conv2d_forward": lambda: exercises.check_conv2d_forward(_stub),
+    "check_conv2d_backward": lambda: exercises.check_conv2d_backward(_stub, _stub),
+}
+
+
+def test_notebook_04_stubs_fail_in_their_own_checks(edition):
+    learner = nbformat.read(edition / NOTEBOOK_04, as_version=4)
+    assert [_grading(c)["grade_id"] for c in learner.cells if _grading(c).get("solution")] == \
+        ["conv2d_forward", "conv2d_backward"]
+    assert "BEGIN SOLUTION" not in (edition / NOTEBOOK_04).read_text()
+    nb = _execute(learner, edition)
+    errors = _errors(nb)
+    assert _grading(errors[0][0]).get("grade_id") == "check_conv2d_forward", errors[0][0].source
+    failed_checks = {_grading(cell)["grade_id"]: output for cell, output in errors
+                     if _grading(cell).get("grade")}
+    assert sorted(failed_checks) == sorted(EXPECTED_CHECK_ERRORS_04)
+    for grade_id, output in failed_checks.items():
+        assert output.ename == "AssertionError", (grade_id, output.ename, output.evalue)
+        assert output.evalue == _message(EXPECTED_CHECK_ERRORS_04[grade_id])
+        assert "not written yet" in output.evalue
+    others = [output for cell, output in errors if not _grading(cell).get("grade")]
+    assert others[0].ename == "NotImplementedError", (others[0].ename, others[0].evalue)
+    assert others[0].evalue == "exercise conv2d_forward: not written yet"
+
+
+def test_notebook_04_passes_with_the_solutions_put_back(edition):
+    instructor = nbformat.read(REPO / "notebooks" / NOTEBOOK_04, as_version=4)
+    solutions = {_grading(c)["grade_id"]: c.source for c in instructor.cells
+                 if _grading(c).get("solution")}
+    nb = nbformat.read(edition / NOTEBOOK_04, as_version=4)
+    for cell in nb.cells:
+        if _grading(cell).get("solution"):
+            cell.source = solutions[_grading(cell)["grade_id"]]
+    nb = _execute(nb, edition)
+    assert not _errors(nb), [(o.ename, o.evalue) for _, o in _errors(nb)]
+    printed = "".join(o.get("text", "") for c in nb.cells if _grading(c).get("grade")
+                      for o in c.outputs)
+    assert printed.count(": correct") == 2, printed
+    saved = (edition / "my_ops_04.py").read_text()
+    assert "def conv2d_backward(dout, cache, input_grad=True):" in saved
+    assert "SOLUTION" not in saved and "NotImplementedError" not in saved
