@@ -668,3 +668,163 @@ def check_conv2d_backward(conv2d_forward, conv2d_backward):
             raise AssertionError(f"{where}: with input_grad=False, dW and db must still be "
                                  f"computed (only dx may be skipped, returned as None)")
     return "conv2d_backward: correct (dx, dW, db match the numerical gradients for 4 settings)"
+
+
+# ----------------------------------------------------------------------- max-pooling (notebook 05)
+
+__all__ += ["check_maxpool2d_forward", "check_maxpool2d_backward"]
+
+POOL_CASES = [(2, None), (3, 2), (3, 1)]        # tiling windows, then two overlapping cases
+
+
+def _pool_call(name, function, *args):
+    """``function(*args)`` with the learner's words for a stub or a crash (indices, shapes)."""
+    try:
+        with np.errstate(all="ignore"):
+            return function(*args)
+    except NotImplementedError:
+        raise AssertionError(f"{name} is not written yet: its body still raises "
+                             f"NotImplementedError. Write it in its cell, run that cell, then run "
+                             f"this check again.") from None
+    except Exception as error:
+        raise AssertionError(f"{name} raised {type(error).__name__}: {error}. Check the window "
+                             f"bounds s*i .. s*i+k and the output size (the docstring gives "
+                             f"them); stride=None means stride = k.") from None
+
+
+def _distinct(seed, shape=(2, 3, 8, 9)):
+    """Distinct values at least 0.01 apart, so no window has a tie and central differences with
+    h = 1e-5 never change which input is a window's maximum."""
+    rng = np.random.default_rng(seed)
+    return rng.permutation(int(np.prod(shape))).reshape(shape) * 0.01 - 0.5
+
+
+def _with_ties():
+    """A ReLU-like input (many zeros) with windows of 2, 3 and 4 tied positive maxima."""
+    rng = np.random.default_rng(7)
+    x = np.maximum(rng.normal(size=(2, 3, 8, 9)), 0.0)
+    x[0, 0, 0:2, 0:2] = [[2.0, 2.0], [1.0, 0.5]]            # two tied maxima
+    x[0, 1, 2:4, 2:4] = [[3.0, 3.0], [3.0, -1.0]]           # three
+    x[1, 2, 4:6, 4:6] = 1.5                                 # four
+    x[1, 0, 0:2, 0:2] = 0.0                                 # four zeros
+    return x
+
+
+def _scatter(dwindows, shape, k, stride):
+    """Add dwindows (N, C, H_out, W_out, k, k) back onto the inputs of their windows."""
+    dx = np.zeros(shape)
+    H_out, W_out = dwindows.shape[2:4]
+    for u in range(k):
+        for v in range(k):
+            dx[:, :, u:u + stride * H_out:stride, v:v + stride * W_out:stride] += \
+                dwindows[:, :, :, :, u, v]
+    return dx
+
+
+def _windows_of(x, k, stride):
+    view = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))
+    return view[:, :, ::stride, ::stride]
+
+
+def check_maxpool2d_forward(maxpool2d_forward):
+    """Check ``maxpool2d_forward(x, kernel_size, stride=None) -> (out, cache)`` with x: (N, C, H, W)
+    on tiling (k = s = 2, stride left to its default) and overlapping windows (k = 3, s = 2 and 1)."""
+    name = "maxpool2d_forward"
+    x = _distinct(3)
+    for k, stride in POOL_CASES:
+        args = (x, k) if stride is None else (x, k, stride)
+        given = x.copy()
+        out, _ = _pair(name, _pool_call(name, maxpool2d_forward, *args), ("out", "cache"))
+        if not np.array_equal(x, given):
+            raise AssertionError("your maxpool2d_forward changed x in place: leave the input as "
+                                 "it is")
+        expected, _ = functional.maxpool2d_forward(x, k, stride)
+        call = f"maxpool2d_forward(x, {k})" if stride is None else \
+            f"maxpool2d_forward(x, {k}, stride={stride})"
+        s = k if stride is None else stride
+        _shape(f"out of {call} with x of shape {x.shape}", out, expected.shape,
+               "H_out = (H - k) // s + 1, W_out = (W - k) // s + 1" +
+               (" (stride=None means s = k)" if stride is None else ""))
+        if not np.allclose(out, expected, rtol=0, atol=0):
+            raise AssertionError(f"{call}: out has the right shape but wrong values: out[n, c, i, "
+                                 f"j] is the max of x[n, c, s*i : s*i+k, s*j : s*j+k] with "
+                                 f"k = {k}, s = {s}")
+    return "maxpool2d_forward: correct (tiling and overlapping windows, shape (N, C, H_out, W_out))"
+
+
+def check_maxpool2d_backward(maxpool2d_forward, maxpool2d_backward):
+    """Check ``maxpool2d_backward(dout, cache, ties="split") -> dx`` against numerical gradients on
+    inputs without ties (tiling and overlapping windows), then on inputs with ties against the
+    rule: the m tied maxima of a window get dout / m each. ``cache`` comes from the learner's own
+    ``maxpool2d_forward``, so that is checked first."""
+    try:
+        check_maxpool2d_forward(maxpool2d_forward)
+    except AssertionError as error:
+        raise AssertionError(f"maxpool2d_backward is checked with the cache of your "
+                             f"maxpool2d_forward, which is not right yet: {error}") from None
+    name = "maxpool2d_backward"
+    rng = np.random.default_rng(4)
+    x = _distinct(5)
+    for k, stride in POOL_CASES:
+        s = k if stride is None else stride
+        where = f"k = {k}, stride = {s}"
+        _, cache = maxpool2d_forward(x, k, stride)
+        expected_out, _ = functional.maxpool2d_forward(x, k, stride)
+        dout = rng.normal(size=expected_out.shape)
+        dx = _pool_call(name, maxpool2d_backward, dout, cache, "split")
+        _shape(f"dx ({where})", dx, x.shape, "the gradient of x has the shape of x")
+        numerical = numerical_gradient_array(lambda: functional.maxpool2d_forward(x, k, stride)[0],
+                                             x, dout)
+        dx = np.asarray(dx, dtype=float)
+        error = rel_error(dx, numerical)
+        if error < TOLERANCE:
+            continue
+        everywhere = np.broadcast_to(dout[..., None, None], dout.shape + (k, k))
+        if np.allclose(dx, _scatter(everywhere, x.shape, k, s)) or \
+                np.allclose(dx, _scatter(everywhere / (k * k), x.shape, k, s)):
+            raise AssertionError(f"{where}: your dx sends each window's gradient to every input "
+                                 f"of the window; only the window's maximum gets it (the others "
+                                 f"did not change out)")
+        if _scaled(dx, numerical, 1 / (k * k)):
+            raise AssertionError(f"{where}: your dx is k*k = {k * k} times too small: a window "
+                                 f"with one maximum gives it all of dout. Divide by the number m "
+                                 f"of tied maxima (dout / m each), not by the window size")
+        if _scaled(dx, numerical, -1):
+            raise AssertionError(f"{where}: your dx has the wrong sign: it is minus the numerical "
+                                 f"gradient")
+        if s < k:
+            raise AssertionError(f"{where}: windows overlap and your dx is wrong there (without "
+                                 f"overlap it was right): an input that is the maximum of several "
+                                 f"windows collects the gradient of each; add (+=), do not "
+                                 f"overwrite (=)")
+        raise AssertionError(f"{where}: your dx differs from the numerical gradient (relative "
+                             f"error {error:.1e}); each window's dout goes to its maximum")
+    x = _with_ties()
+    for k, stride in [(2, None), (3, 1)]:
+        s = k if stride is None else stride
+        where = f"k = {k}, stride = {s}"
+        _, cache = maxpool2d_forward(x, k, stride)
+        expected_out, expected_cache = functional.maxpool2d_forward(x, k, stride)
+        dout = rng.normal(size=expected_out.shape)
+        dx = _pool_call(name, maxpool2d_backward, dout, cache, "split")
+        _shape(f"dx ({where}, with ties)", dx, x.shape, "the gradient of x has the shape of x")
+        dx = np.asarray(dx, dtype=float)
+        if np.allclose(dx, functional.maxpool2d_backward(dout, expected_cache, "split"),
+                       rtol=1e-9, atol=1e-12):
+            continue
+        is_max = _windows_of(x, k, s) == expected_out[..., None, None]
+        if np.allclose(dx, functional.maxpool2d_backward(dout, expected_cache, "first")):
+            raise AssertionError("your ties go to the first maximum; split the gradient evenly "
+                                 "among tied inputs (m tied maxima get dout / m each)")
+        if np.allclose(dx, _scatter(is_max * dout[..., None, None] / (k * k), x.shape, k, s)):
+            raise AssertionError(f"{where}: with ties you split the gradient by the window size "
+                                 f"k*k = {k * k}; split it by the number m of tied maxima in "
+                                 f"the window (dout / m each)")
+        if np.allclose(dx, _scatter(is_max * dout[..., None, None], x.shape, k, s)):
+            raise AssertionError(f"{where}: with ties each tied maximum got all of dout, so the "
+                                 f"window passed on m times its gradient; split it evenly "
+                                 f"(dout / m each)")
+        raise AssertionError(f"{where}: with tied maxima your dx is wrong: the m inputs equal to "
+                             f"a window's maximum get dout / m each, the others nothing")
+    return ("maxpool2d_backward: correct (matches the numerical gradients away from ties; tied "
+            "maxima share dout evenly; overlapping windows add up)")

@@ -2,9 +2,9 @@
 failing its own check with the check's message, the solutions put back passing, and a learner's
 edited notebook never overwritten.
 
-Notebook 02 is executed with nbclient from the generated student/ folder (as the learner runs it);
-one run takes a few seconds. Its last cell saves the learner's functions (cnnlib.learner) into
-the temporary student/ folder.
+The exercise notebooks (02, 05) are executed with nbclient from the generated student/ folder (as the
+learner runs them); one run takes a few seconds. Their last cell saves the learner's functions
+(cnnlib.learner) into the temporary student/ folder.
 """
 
 import importlib.util
@@ -19,6 +19,7 @@ from cnnlib import exercises
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = "02_linear_and_softmax.ipynb"
+NOTEBOOK_05 = "05_max_pooling.ipynb"
 
 
 def _load(name):
@@ -65,12 +66,37 @@ def test_every_notebook_is_generated_without_outputs(edition):
                    for c in nb.cells if c.cell_type == "code"), source.name
 
 
-def test_solutions_are_replaced_by_stubs_that_name_the_exercise(edition):
-    instructor = nbformat.read(REPO / "notebooks" / NOTEBOOK, as_version=4)
-    learner = nbformat.read(edition / NOTEBOOK, as_version=4)
+def _stub(*args):
+    raise NotImplementedError("exercise: not written yet")
+
+
+# Per exercise notebook: its exercises in order, what each check says to a stub, the file its last
+# cell saves and a line that file must hold.
+EXERCISES = {
+    NOTEBOOK: dict(
+        exercises=["linear_forward", "linear_backward", "softmax_cross_entropy"],
+        checks={
+            "check_linear_forward": lambda: exercises.check_linear_forward(_stub),
+            "check_linear_backward": lambda: exercises.check_linear_backward(_stub, _stub),
+            "check_softmax_cross_entropy": lambda: exercises.check_softmax_cross_entropy(_stub),
+        },
+        saved=("my_ops_02.py", "def linear_backward(dout, cache, input_grad=True):")),
+    NOTEBOOK_05: dict(
+        exercises=["maxpool2d_forward", "maxpool2d_backward"],
+        checks={
+            "check_maxpool2d_forward": lambda: exercises.check_maxpool2d_forward(_stub),
+            "check_maxpool2d_backward": lambda: exercises.check_maxpool2d_backward(_stub, _stub),
+        },
+        saved=("my_ops_05.py", 'def maxpool2d_backward(dout, cache, ties="split"):')),
+}
+
+
+@pytest.mark.parametrize("notebook", sorted(EXERCISES))
+def test_solutions_are_replaced_by_stubs_that_name_the_exercise(edition, notebook):
+    instructor = nbformat.read(REPO / "notebooks" / notebook, as_version=4)
+    learner = nbformat.read(edition / notebook, as_version=4)
     solutions = [c for c in instructor.cells if _grading(c).get("solution")]
-    assert [_grading(c)["grade_id"] for c in solutions] == \
-        ["linear_forward", "linear_backward", "softmax_cross_entropy"]
+    assert [_grading(c)["grade_id"] for c in solutions] == EXERCISES[notebook]["exercises"]
     by_id = {_grading(c).get("grade_id"): c for c in learner.cells if _grading(c)}
     for cell in solutions:
         grade_id = _grading(cell)["grade_id"]
@@ -80,23 +106,12 @@ def test_solutions_are_replaced_by_stubs_that_name_the_exercise(edition):
         assert not [line for line in solution_lines if line in stubbed], grade_id
         assert student.stub_for(grade_id).splitlines()[1] in stubbed
         assert stubbed.split("    # YOUR CODE HERE")[0] == cell.source.split("    ### BEGIN")[0]
-    text = (edition / NOTEBOOK).read_text()
+    text = (edition / notebook).read_text()
     assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
     checks = [c for c in learner.cells if _grading(c).get("grade")]
-    assert len(checks) == 3
+    assert [_grading(c)["grade_id"] for c in checks] == list(EXERCISES[notebook]["checks"])
     assert all(c.metadata.get("editable") is False and c.metadata.get("deletable") is False
                for c in checks)
-
-
-def _stub(*args):
-    raise NotImplementedError("exercise: not written yet")
-
-
-EXPECTED_CHECK_ERRORS = {
-    "check_linear_forward": lambda: exercises.check_linear_forward(_stub),
-    "check_linear_backward": lambda: exercises.check_linear_backward(_stub, _stub),
-    "check_softmax_cross_entropy": lambda: exercises.check_softmax_cross_entropy(_stub),
-}
 
 
 def _message(check):
@@ -105,18 +120,20 @@ def _message(check):
     return str(raised.value)
 
 
-def test_each_stub_fails_its_own_check_with_its_message(edition):
-    nb = _execute(nbformat.read(edition / NOTEBOOK, as_version=4), edition)
+@pytest.mark.parametrize("notebook", sorted(EXERCISES))
+def test_each_stub_fails_its_own_check_with_its_message(edition, notebook):
+    expected = EXERCISES[notebook]["checks"]
+    nb = _execute(nbformat.read(edition / notebook, as_version=4), edition)
     errors = _errors(nb)
     assert errors, "the learner edition ran without an error: the stubs do nothing"
     first_cell, _ = errors[0]
-    assert _grading(first_cell).get("grade_id") == "check_linear_forward", first_cell.source
+    assert _grading(first_cell).get("grade_id") == list(expected)[0], first_cell.source
     failed_checks = {_grading(cell)["grade_id"]: output for cell, output in errors
                      if _grading(cell).get("grade")}
-    assert sorted(failed_checks) == sorted(EXPECTED_CHECK_ERRORS)
+    assert sorted(failed_checks) == sorted(expected)
     for grade_id, output in failed_checks.items():
         assert output.ename == "AssertionError", (grade_id, output.ename, output.evalue)
-        assert output.evalue == _message(EXPECTED_CHECK_ERRORS[grade_id])
+        assert output.evalue == _message(expected[grade_id])
         assert "not written yet" in output.evalue
     # Cells after a check that call the learner's functions fail in the stub itself, saying so
     # (later cells then miss what those cells would have made).
@@ -125,11 +142,12 @@ def test_each_stub_fails_its_own_check_with_its_message(edition):
     assert others[0].evalue.startswith("exercise ") and "not written yet" in others[0].evalue
 
 
-def test_the_learner_edition_passes_with_the_solutions_put_back(edition):
-    instructor = nbformat.read(REPO / "notebooks" / NOTEBOOK, as_version=4)
+@pytest.mark.parametrize("notebook", sorted(EXERCISES))
+def test_the_learner_edition_passes_with_the_solutions_put_back(edition, notebook):
+    instructor = nbformat.read(REPO / "notebooks" / notebook, as_version=4)
     solutions = {_grading(c)["grade_id"]: c.source for c in instructor.cells
                  if _grading(c).get("solution")}
-    nb = nbformat.read(edition / NOTEBOOK, as_version=4)
+    nb = nbformat.read(edition / notebook, as_version=4)
     for cell in nb.cells:
         if _grading(cell).get("solution"):
             cell.source = solutions[_grading(cell)["grade_id"]]
@@ -137,10 +155,11 @@ def test_the_learner_edition_passes_with_the_solutions_put_back(edition):
     assert not _errors(nb), [(o.ename, o.evalue) for _, o in _errors(nb)]
     printed = "".join(o.get("text", "") for c in nb.cells if _grading(c).get("grade")
                       for o in c.outputs)
-    assert printed.count(": correct") == 3, printed
+    assert printed.count(": correct") == len(EXERCISES[notebook]["checks"]), printed
     # The last cell saved the learner's functions beside the notebook, without the markers.
-    saved = (edition / "my_ops_02.py").read_text()
-    assert "def linear_backward(dout, cache, input_grad=True):" in saved
+    filename, line = EXERCISES[notebook]["saved"]
+    saved = (edition / filename).read_text()
+    assert line in saved
     assert "SOLUTION" not in saved and "NotImplementedError" not in saved
 
 
