@@ -1,11 +1,12 @@
 """The recorded pen digits: reading stroke files, the writer split, and scoring a network on them.
 
 The course measures its stroke pre-processing (``cnnlib.strokes``) on real pen digits: 600 digits
-of 24 writers from UNIPEN (``shared/data/unipen-digits-dev.json``, notebooks 10 and 11). A stroke
-file is a JSON list of records ``{"label": 0-9, "strokes": [[[x, y], ...], ...], "writer": ...}``
-in any units, y down::
+of 24 writers from UNIPEN, shipped with cnnlib in ``cnnlib/pen_digits/`` (its README gives the
+credit and the licence, CC BY 4.0), with 7,804 more digits of 123 other writers. A stroke file is a
+JSON list of records ``{"label": 0-9, "strokes": [[[x, y], ...], ...], "writer": ...}`` in any
+units, y down, optionally gzip-compressed (``.gz``)::
 
-    records = load_strokes("unipen-digits-dev.json")
+    records = load_pen_digits("dev")                     # or load_strokes("my-digits.json")
     tuning, held_out = split_by_writer(records)          # TUNING_WRITERS: 12 of the 24 writers
     probabilities = classify_records(net, held_out)      # (N, 10), through the pad's pipeline
     score(probabilities, held_out)["accuracy"]
@@ -19,14 +20,17 @@ pressure or timing information is kept.
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import json
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from .strokes import DEFAULT_METHOD, IMAGE_SIZE, METHODS, REJECT_BELOW, as_strokes, fit_to_box
 
-__all__ = ["load_strokes", "records_to_images", "TUNING_WRITERS", "split_by_writer",
+__all__ = ["load_strokes", "load_pen_digits", "PEN_DIGIT_SETS", "records_to_images", "TUNING_WRITERS", "split_by_writer",
            "classify_records", "score"]
 
 
@@ -42,8 +46,19 @@ def load_strokes(path) -> list[dict]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"stroke file {path} does not exist (or is not a file)")
+    raw_bytes = path.read_bytes()
+    if path.suffix == ".gz":
+        try:
+            raw_bytes = gzip.decompress(raw_bytes)
+        except (OSError, EOFError, zlib.error) as error:
+            raise ValueError(f"stroke file {path} is not a readable gzip file ({error})") from None
+    return _parse_records(raw_bytes, path)
+
+
+def _parse_records(raw_bytes, path) -> list[dict]:
+    """The records of a stroke file's bytes (see ``load_strokes``); ``path`` names it in errors."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = raw_bytes.decode("utf-8")
     except UnicodeDecodeError as error:
         raise ValueError(f"stroke file {path} is not UTF-8 text ({error.reason} at byte "
                          f"{error.start}); expected a JSON list of stroke records") from None
@@ -76,6 +91,39 @@ def load_strokes(path) -> list[dict]:
         record["strokes"] = as_strokes(raw["strokes"], what)
         records.append(record)
     return records
+
+
+PEN_DIGITS = Path(__file__).resolve().parent / "pen_digits"
+"""The real pen digits that come with cnnlib (package data; README.md there gives the credit)."""
+
+PEN_DIGIT_SETS = {
+    # name: (file, SHA-256 of the uncompressed JSON, as published with the data)
+    "dev": ("unipen-digits-dev.json.gz",
+            "d9aa17393e7e0eb58d47f262bacec427141b1c83e18577eaf80b67c035c86f00"),
+    "train": ("unipen-digits-train.json.gz",
+              "a3b9de1ee78a7059a0c6f42dd94e39bb5545012b59dbd7763701b62d8b9fcfee"),
+}
+
+
+def load_pen_digits(name: str = "dev") -> list[dict]:
+    """The shipped UNIPEN digits, checked against their SHA-256 before use.
+
+    name: "dev" (600 digits, 24 writers: development and the tests) or "train" (7,804 digits, 123
+    other writers). Returns the records as ``load_strokes`` does, each with its "writer".
+    """
+    if name not in PEN_DIGIT_SETS:
+        raise ValueError(f"no pen-digit set {name!r}; choose one of {', '.join(PEN_DIGIT_SETS)}")
+    file_name, expected = PEN_DIGIT_SETS[name]
+    path = PEN_DIGITS / file_name
+    if not path.is_file():
+        raise FileNotFoundError(f"the pen digits {path} are missing from this cnnlib; reinstall "
+                                "it (pip install -e . from the repository)")
+    raw_bytes = gzip.decompress(path.read_bytes())
+    digest = hashlib.sha256(raw_bytes).hexdigest()
+    if digest != expected:
+        raise ValueError(f"the pen digits {path} are damaged: SHA-256 {digest}, expected "
+                         f"{expected}; restore the file (git checkout -- {file_name})")
+    return _parse_records(raw_bytes, path)
 
 
 class _LongInteger(str):
@@ -113,7 +161,7 @@ def records_to_images(records, method: str = DEFAULT_METHOD, box_size: float = 2
 
 
 # ---------------------------------------------------------------------------------------------
-# The writer split of the real pen digits (shared/data/unipen-digits-dev.json)
+# The writer split of the real pen digits (load_pen_digits("dev"))
 
 TUNING_WRITERS = frozenset({
     "aga/AnnZchrl", "apa/JeanHale", "apb/Diane_Figueira", "app/BryanMacDonald", "art/writer01",

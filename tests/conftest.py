@@ -13,3 +13,11 @@ def mnist():
     from cnnlib import data
 
     return data.load_mnist_split(progress=False)
+
+
+@pytest.fixture(scope="session")
+def dev_records():
+    """The 600 shipped pen digits of 24 writers (``cnnlib.pendigits.load_pen_digits("dev")``)."""
+    from cnnlib.pendigits import load_pen_digits
+
+    return load_pen_digits("dev")

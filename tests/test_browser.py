@@ -40,7 +40,6 @@ pytestmark = pytest.mark.browser
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = REPO / "notebooks" / "11_draw_a_digit.ipynb"
 DASHBOARD_NOTEBOOK = REPO / "notebooks" / "08_training_the_network.ipynb"
-DEV_SET = REPO.parent / "shared" / "data" / "unipen-digits-dev.json"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
@@ -459,14 +458,13 @@ def digits():
     """Clear dev-set cases, chosen with the same pipeline in Python (DigitPad without a browser):
     {0, 1, 7: (label, strokes, p)} drawn in one stroke and recognized with p >= 0.95, and "two":
     a two-stroke digit recognized with p >= 0.95 whose first stroke alone shows something else."""
-    _require(DEV_SET.is_file(), f"the pen-digit dev set {DEV_SET} is missing")
-    from cnnlib.pendigits import load_strokes
+    from cnnlib.pendigits import load_pen_digits
     from cnnlib.strokes import fit_to_box
     from cnnlib.ui.pad import DigitPad
 
     pad = DigitPad(replay=None)
     best = {}
-    for record in load_strokes(DEV_SET):
+    for record in load_pen_digits("dev"):
         label = record["label"]
         strokes = [np.asarray(s, dtype=float).tolist() for s in fit_to_box(record["strokes"])]
         if len(strokes) == 1 and label in (0, 1, 7):
@@ -533,11 +531,11 @@ def test_each_stroke_refreshes_the_answer_and_undo_clear_work(pad_page, digits):
 
 def test_latency_mouse_up_to_answer(pad_page):
     """Ten more dev-set digits, then the mouse-up -> answer latency of every stroke drawn here."""
-    from cnnlib.pendigits import load_strokes
+    from cnnlib.pendigits import load_pen_digits
     from cnnlib.strokes import fit_to_box
 
     pad = pad_page
-    for record in load_strokes(DEV_SET)[100:110]:
+    for record in load_pen_digits("dev")[100:110]:
         pad.click("cnnlib-clear", 0)
         strokes = fit_to_box(record["strokes"])
         shown = pad.draw([np.asarray(s, dtype=float).tolist() for s in strokes])

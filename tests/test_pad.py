@@ -2,7 +2,6 @@
 
 import copy
 import io
-import os
 import statistics
 import zlib
 from pathlib import Path
@@ -15,12 +14,9 @@ from cnnlib.gradcheck import numerical_gradient, rel_error
 from cnnlib.layers import Flatten, Linear
 from cnnlib.architectures import seed_net
 from cnnlib.network import Sequential
-from cnnlib.pendigits import load_strokes
 from cnnlib.strokes import fit_to_box, preprocess
 from cnnlib.ui.pad import CONFIDENT, MIN_STEP, SHIPPED_MODEL, DigitPad
 
-DEV_SET = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "unipen-digits-dev.json"
-IN_CI = os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
 
 def fixed_net(probs):
@@ -64,15 +60,6 @@ def shipped():
         pytest.fail(f"the shipped model {SHIPPED_MODEL} is missing; it is part of the repository")
     from cnnlib.serialization import load_model
     return load_model(SHIPPED_MODEL)
-
-
-@pytest.fixture(scope="module")
-def dev_records():
-    if not DEV_SET.is_file():
-        if IN_CI:
-            pytest.fail(f"the pen-digit dev set {DEV_SET} is missing (CI has ../shared)")
-        pytest.skip(f"the pen-digit dev set {DEV_SET} is missing")
-    return load_strokes(DEV_SET)
 
 
 # -- what the pad shows ------------------------------------------------------------------------

@@ -1,6 +1,5 @@
 """The recorded pen digits: the stroke-file reader and its errors, scoring, the classify-strokes
-command, and the accuracy on real pen digits (skipped when ../shared/data is not beside the
-repository)."""
+command, the shipped pen digits (their hashes) and the accuracy on them."""
 
 import json
 import re
@@ -16,7 +15,6 @@ from cnnlib.__main__ import main
 from cnnlib.paths import shipped_model
 
 REPO = Path(__file__).resolve().parent.parent
-DEV_SET = REPO.parent / "shared" / "data" / "unipen-digits-dev.json"
 SHIPPED_MODEL = shipped_model("seed-net.npz")
 
 # A hand-made "7" and "4" in 280x280 box coordinates (y down); the 4 has two strokes.
@@ -162,13 +160,6 @@ def test_classify_strokes_bad_file_names_the_record(tmp_path, capsys, model_path
 # Real pen digits
 
 
-@pytest.fixture(scope="module")
-def dev_records():
-    if not DEV_SET.is_file():
-        pytest.skip(f"the real pen digits are not at {DEV_SET} (shared/data beside the repo)")
-    return P.load_strokes(DEV_SET)
-
-
 def test_writer_split_is_half_and_half(dev_records):
     tuning, held_out = P.split_by_writer(dev_records)
     assert len({r["writer"] for r in tuning}) == 12 == len({r["writer"] for r in held_out})
@@ -234,3 +225,29 @@ def test_bad_drawings_and_options_are_clear_errors():
         S.as_strokes([[[10 ** 400, 1], [2, 3]]])
     with pytest.raises(ValueError, match="two whole numbers"):
         S.rasterize([[[1, 1], [5, 5]]], (24, 24, 1), 2.0)
+
+
+def test_the_shipped_pen_digits_are_verified_before_use(tmp_path, monkeypatch):
+    dev, train = P.load_pen_digits("dev"), P.load_pen_digits("train")
+    assert (len(dev), len({r["writer"] for r in dev})) == (600, 24)
+    assert (len(train), len({r["writer"] for r in train})) == (7804, 123)
+    assert not {r["writer"] for r in dev} & {r["writer"] for r in train}
+    import gzip
+    damaged = tmp_path / "unipen-digits-dev.json.gz"
+    raw = gzip.decompress((P.PEN_DIGITS / "unipen-digits-dev.json.gz").read_bytes())
+    damaged.write_bytes(gzip.compress(raw.replace(b'"label":3', b'"label":8', 1)))
+    monkeypatch.setattr(P, "PEN_DIGITS", tmp_path)
+    with pytest.raises(ValueError, match="are damaged: SHA-256"):
+        P.load_pen_digits("dev")
+    with pytest.raises(ValueError, match="no pen-digit set 'test'"):
+        P.load_pen_digits("test")
+
+
+def test_load_strokes_reads_gzip_files(tmp_path):
+    import gzip
+    path = tmp_path / "digits.json.gz"
+    path.write_bytes(gzip.compress(b'[{"label": 1, "strokes": [[[0, 0], [0, 10]]]}]'))
+    assert P.load_strokes(path)[0]["label"] == 1
+    path.write_bytes(b"not gzip")
+    with pytest.raises(ValueError, match="not a readable gzip file"):
+        P.load_strokes(path)
