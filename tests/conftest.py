@@ -21,3 +21,13 @@ def dev_records():
     from cnnlib.pendigits import load_pen_digits
 
     return load_pen_digits("dev")
+
+
+@pytest.fixture
+def stroke_file(tmp_path):
+    """A stroke file of one record: a vertical bar labelled 1."""
+    import json
+
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps([{"label": 1, "strokes": [[[0, 0], [0, 10]]]}]))
+    return path

@@ -3,7 +3,6 @@ argparse's 2, checked before any long work, and no half-written files), then tra
 real MNIST. Training runs here are tiny (40 to 300 digits)."""
 
 import dataclasses
-import json
 import os
 import re
 import stat
@@ -31,13 +30,6 @@ def seed_model(tmp_path):
 def flat_model(tmp_path):
     """A network for flat 28x28 images: it does not take (N, 1, 24, 24) crops."""
     return serialization.save_model(Sequential(Flatten(), Linear(784, 10)), tmp_path / "flat.npz")
-
-
-@pytest.fixture
-def stroke_file(tmp_path):
-    path = tmp_path / "one.json"
-    path.write_text(json.dumps([{"label": 1, "strokes": [[[0, 0], [0, 10]]]}]))
-    return path
 
 
 @pytest.fixture

@@ -30,13 +30,6 @@ def seed_model(tmp_path):
 
 
 @pytest.fixture
-def stroke_file(tmp_path):
-    path = tmp_path / "one.json"
-    path.write_text(json.dumps([{"label": 1, "strokes": [[[0, 0], [0, 10]]]}]))
-    return path
-
-
-@pytest.fixture
 def no_training(monkeypatch):
     """Loading MNIST fails the test: the command must stop before."""
     def never(*args, **kwargs):
