@@ -125,16 +125,10 @@ def conv2d_forward(x, W, b, stride=1, padding=0):
 
 
 def conv2d_backward(dout, cache, input_grad=True):
-    """Gradients of the convolution. dout: (N, F, H_out, W_out).
+    """As ``functional.conv2d_backward`` (the formulas are there). dout: (N, F, H_out, W_out).
 
-    Returns dx: (N, C, H, W), dW: (F, C, k, k), db: (F,):
-      db[f]          = sum_{n, i, j} dout[n, f, i, j]
-      dW[f, c, u, v] = sum_{n, i, j} dout[n, f, i, j] * xp[n, c, s*i + u, s*j + v]
-      dxp[n, c, y, z] = sum over every (f, i, j, u, v) with s*i + u = y and s*j + v = z of
-                        dout[n, f, i, j] * W[f, c, u, v]
-    (for stride 1 the last one is a full cross-correlation of dout with the flipped kernels,
-    which is a true full convolution of dout with W).
-    ``input_grad=False`` skips dx (returned as None): a first layer's input needs no gradient.
+    Returns dx: (N, C, H, W), dW: (F, C, k, k), db: (F,); db comes with dW from the bias column.
+    ``input_grad=False`` skips dx (returned as None).
     """
     x_shape, xp_shape, cols, W, stride, padding = cache
     N, F, H_out, W_out = dout.shape
@@ -299,14 +293,8 @@ def _channel_dot(a, b):
 
 
 def batchnorm_forward(x, gamma, beta, eps=1e-5, mean=None, var=None):
-    """Normalize each channel, then scale by gamma and shift by beta.
-
-    x: (N, C, H, W) (or (N, C)); gamma, beta: (C,).
-    mean, var: (C,) statistics to normalize with (evaluation mode), or None to use the batch's
-    own (training mode; then the batch must hold more than one value per channel).
-    Returns out: like x, and the cache. ``cache["mean"]``, ``cache["var"]`` are the statistics
-    used (the batch's biased variance in training mode) and ``cache["m"]`` the number of values
-    per channel; the layer reads them to update its running averages.
+    """As ``functional.batchnorm_forward``: the same statistics and cache, with the channel sums
+    done by BLAS on channels-last memory and x_hat computed in place.
     """
     m = x.size // x.shape[1]
     batch_stats = mean is None
@@ -326,11 +314,7 @@ def batchnorm_forward(x, gamma, beta, eps=1e-5, mean=None, var=None):
 
 
 def batchnorm_backward(dout, cache):
-    """dout: like x. Returns dx: like x, dgamma: (C,), dbeta: (C,).
-
-    Training mode (batch statistics): dx = gamma / std * (dout - mean(dout) - x_hat *
-    mean(dout * x_hat)). Evaluation mode (fixed statistics are constants): dx = gamma / std * dout.
-    """
+    """As ``functional.batchnorm_backward``, in place on arrays this function owns."""
     x_hat, inv_std, gamma = cache["x_hat"], cache["inv_std"], cache["gamma"]
     ndim = dout.ndim
     dbeta = _channel_sum(dout)
